@@ -1,0 +1,114 @@
+package sessions
+
+import (
+	"log/slog"
+	"sync"
+)
+
+// hookRunner runs termination hooks on one goroutine of its own, in the
+// order sessions ended, off the request path and outside every store lock.
+// A hook that panics is logged; the others still run.
+type hookRunner struct {
+	log *slog.Logger
+
+	mu     sync.Mutex
+	cond   sync.Cond
+	hooks  []func(Event) // replaced, never changed in place
+	queue  []hookJob
+	closed bool
+	done   chan struct{} // closed when the goroutine has stopped
+}
+
+// hookJob is one ended session's event, with what to call after its hooks
+// ran; a job with only after set is a barrier.
+type hookJob struct {
+	ev    Event
+	after func()
+}
+
+func newHookRunner(log *slog.Logger) *hookRunner {
+	h := &hookRunner{log: log, done: make(chan struct{})}
+	h.cond.L = &h.mu
+	go h.run()
+	return h
+}
+
+func (h *hookRunner) add(f func(Event)) {
+	h.mu.Lock()
+	h.hooks = append(h.hooks[:len(h.hooks):len(h.hooks)], f)
+	h.mu.Unlock()
+}
+
+// enqueue queues jobs; it never blocks on hooks. Jobs queued after close
+// run at once on the caller's goroutine, so none is lost.
+func (h *hookRunner) enqueue(jobs ...hookJob) {
+	h.mu.Lock()
+	if h.closed {
+		hooks := h.hooks
+		h.mu.Unlock()
+		for _, j := range jobs {
+			h.runJob(hooks, j)
+		}
+		return
+	}
+	h.queue = append(h.queue, jobs...)
+	h.mu.Unlock()
+	h.cond.Signal()
+}
+
+// wait returns once every job queued before it has run.
+func (h *hookRunner) wait() {
+	done := make(chan struct{})
+	h.enqueue(hookJob{after: func() { close(done) }})
+	<-done
+}
+
+// close runs what is queued, then stops the goroutine.
+func (h *hookRunner) close() {
+	h.mu.Lock()
+	h.closed = true
+	h.mu.Unlock()
+	h.cond.Signal()
+	<-h.done
+}
+
+func (h *hookRunner) run() {
+	defer close(h.done)
+	for {
+		h.mu.Lock()
+		for len(h.queue) == 0 && !h.closed {
+			h.cond.Wait()
+		}
+		if len(h.queue) == 0 {
+			h.mu.Unlock()
+			return
+		}
+		jobs, hooks := h.queue, h.hooks
+		h.queue = nil
+		h.mu.Unlock()
+		for _, j := range jobs {
+			h.runJob(hooks, j)
+		}
+	}
+}
+
+func (h *hookRunner) runJob(hooks []func(Event), j hookJob) {
+	if j.ev.Reason != 0 {
+		for _, f := range hooks {
+			h.call(f, j.ev)
+		}
+	}
+	if j.after != nil {
+		j.after()
+	}
+}
+
+func (h *hookRunner) call(f func(Event), ev Event) {
+	defer func() {
+		if p := recover(); p != nil {
+			h.log.Error("sessions: termination hook panicked",
+				"panic", p, "session", logID(ev.SessionID), "reason", ev.Reason.String())
+		}
+	}()
+	f(ev)
+}

@@ -1,0 +1,448 @@
+package sessions
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Option configures a Manager.
+type Option func(*options)
+
+type options struct {
+	store   Store
+	log     *slog.Logger
+	onError func(http.ResponseWriter, *http.Request, error)
+}
+
+// WithStore sets the store. The default is a new MemoryStore of the
+// manager's own.
+func WithStore(s Store) Option { return func(o *options) { o.store = s } }
+
+// WithLogger sets the logger. The default is slog.Default().
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
+
+// WithErrorHandler sets what the Middleware does when the store fails: it
+// gets the error and must write the response. The default answers 503
+// Service Unavailable. The session cookie is left as it is: an outage is not
+// a logout.
+func WithErrorHandler(f func(http.ResponseWriter, *http.Request, error)) Option {
+	return func(o *options) { o.onError = f }
+}
+
+func defaultErrorHandler(w http.ResponseWriter, _ *http.Request, _ error) {
+	http.Error(w, http.StatusText(http.StatusServiceUnavailable), http.StatusServiceUnavailable)
+}
+
+// sweepBatch is how many expired sessions one store call claims.
+const sweepBatch = 1000
+
+// Manager creates, finds and ends sessions, and expires idle ones in the
+// background. Its methods are safe for concurrent use. Close it when done:
+// it owns a goroutine for the hooks and, unless disabled, one for sweeps.
+type Manager struct {
+	cfg     Config
+	log     *slog.Logger
+	onError func(http.ResponseWriter, *http.Request, error)
+	cookies *cookieCodec
+	mem     *MemoryStore // the store, when it is a MemoryStore
+	b       backend
+	hooks   *hookRunner
+
+	closed atomic.Bool
+	// guard is held for reading by every operation that may end sessions,
+	// so that Close can wait for them before it drains the hooks.
+	guard     sync.RWMutex
+	closeOnce sync.Once
+	stopSweep context.CancelFunc
+	sweepDone chan struct{}
+
+	stats counters
+}
+
+type counters struct {
+	created, rejected, invalidCookies, storeErrors atomic.Uint64
+	ended                                          [len(reasonNames)]atomic.Uint64
+}
+
+// NewManager validates cfg, fills in its defaults and returns a Manager.
+// It starts the background sweeper unless cfg.DisableAutoCleanup is set.
+// Errors wrap ErrInvalidConfig and name the setting at fault. With no Keys,
+// a memory-store manager signs with a random key made now; a shared store
+// without Keys is an error, since other processes must verify its cookies.
+func NewManager(cfg Config, opts ...Option) (*Manager, error) {
+	o := options{log: slog.Default(), onError: defaultErrorHandler}
+	for _, opt := range opts {
+		if opt != nil {
+			opt(&o)
+		}
+	}
+	if o.log == nil {
+		o.log = slog.Default()
+	}
+	if o.onError == nil {
+		o.onError = defaultErrorHandler
+	}
+	cfg, err := cfg.normalize()
+	if err != nil {
+		return nil, err
+	}
+	mem, isMem := o.store.(*MemoryStore)
+	if o.store == nil || (isMem && mem == nil) {
+		mem, isMem = NewMemoryStore(), true
+	}
+	keys := slices.Clone(cfg.Keys)
+	if len(keys) == 0 {
+		if !isMem {
+			return nil, fmt.Errorf("%w: Keys: a shared store needs signing keys that every process shares", ErrInvalidConfig)
+		}
+		k := make([]byte, 32)
+		if _, err := rand.Read(k); err != nil {
+			return nil, fmt.Errorf("sessions: making a signing key: %w", err)
+		}
+		keys = [][]byte{k}
+	}
+	cfg.Keys = keys
+
+	m := &Manager{
+		cfg:     cfg,
+		log:     o.log,
+		onError: o.onError,
+		cookies: newCookieCodec(cfg.Cookie, keys),
+		hooks:   newHookRunner(o.log),
+	}
+	if isMem {
+		m.mem = mem
+		mem.attach()
+		m.b = &memBackend{st: mem, cfg: &m.cfg}
+	} else {
+		sealer, err := newIDSealer(keys)
+		if err != nil {
+			m.hooks.close()
+			return nil, fmt.Errorf("sessions: %w", err)
+		}
+		m.b = &storeBackend{st: o.store, cfg: &m.cfg, sealer: sealer, log: o.log, closed: &m.closed}
+	}
+	if !cfg.DisableAutoCleanup {
+		ctx, cancel := context.WithCancel(context.Background())
+		m.stopSweep, m.sweepDone = cancel, make(chan struct{})
+		go m.sweeper(ctx)
+	}
+	return m, nil
+}
+
+// enter starts an operation that may end sessions; the caller must call
+// m.guard.RUnlock after it. It fails once the manager is closed.
+func (m *Manager) enter() error {
+	m.guard.RLock()
+	if m.closed.Load() {
+		m.guard.RUnlock()
+		return ErrClosed
+	}
+	return nil
+}
+
+// Create starts a session for userID ("" for an anonymous one) holding a
+// copy of data, enforcing Config.MaxSessionsPerUser atomically: with
+// EvictOldest it ends the user's least recently active session
+// (ReasonEvicted); with RejectNew it returns ErrLimitReached and creates
+// nothing. On a shared store every value in data must be encodable: the
+// built-in scalar types, string, []byte, time.Time, or a type registered with
+// encoding/gob.Register; otherwise the error wraps ErrUnsupportedValue.
+func (m *Manager) Create(ctx context.Context, userID string, data map[string]any) (*Session, error) {
+	return m.create(ctx, userID, data, nil)
+}
+
+func (m *Manager) create(ctx context.Context, userID string, data map[string]any, info *clientInfo) (*Session, error) {
+	if err := m.enter(); err != nil {
+		return nil, err
+	}
+	defer m.guard.RUnlock()
+	id, err := uuid.NewRandom()
+	if err != nil {
+		return nil, fmt.Errorf("sessions: making a session ID: %w", err)
+	}
+	now := time.Now()
+	s := &Session{id: id, userID: userID, created: now.UnixNano(), idle: m.cfg.IdleTimeout, heapIdx: -1, info: info}
+	if m.cfg.AbsoluteTimeout > 0 {
+		s.absolute = now.Add(m.cfg.AbsoluteTimeout).UnixNano()
+	}
+	s.last.Store(now.UnixNano())
+	s.setData(data)
+	ended, err := m.b.create(ctx, s, now)
+	m.fire(ended...)
+	switch {
+	case errors.Is(err, ErrLimitReached):
+		m.stats.rejected.Add(1)
+		return nil, err
+	case err != nil:
+		return nil, m.storeErr("create", err)
+	}
+	m.stats.created.Add(1)
+	return s, nil
+}
+
+// Get returns the live session id without recording activity. An unknown,
+// malformed, ended or expired ID is ErrNotFound.
+func (m *Manager) Get(ctx context.Context, id string) (*Session, error) {
+	return m.get(ctx, id, false)
+}
+
+// Touch records activity on the session id now. It returns ErrNotFound as
+// Get does.
+func (m *Manager) Touch(ctx context.Context, id string) error {
+	_, err := m.get(ctx, id, true)
+	return err
+}
+
+func (m *Manager) get(ctx context.Context, id string, touch bool) (*Session, error) {
+	if m.closed.Load() {
+		return nil, ErrClosed
+	}
+	uid, err := parseID(id)
+	if err != nil {
+		return nil, err
+	}
+	s, err := m.b.get(ctx, uid, touch, time.Now())
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return nil, m.storeErr("get", err)
+	}
+	return s, err
+}
+
+// UserSessions returns the live sessions of userID, in no set order; none is
+// an empty slice and no error.
+func (m *Manager) UserSessions(ctx context.Context, userID string) ([]*Session, error) {
+	if m.closed.Load() {
+		return nil, ErrClosed
+	}
+	ss, err := m.b.userSessions(ctx, userID, time.Now())
+	if err != nil {
+		return nil, m.storeErr("user sessions", err)
+	}
+	return ss, nil
+}
+
+// All returns every live session in the store, in no set order.
+func (m *Manager) All(ctx context.Context) ([]*Session, error) {
+	if m.closed.Load() {
+		return nil, ErrClosed
+	}
+	ss, err := m.b.all(ctx, time.Now())
+	if err != nil {
+		return nil, m.storeErr("all", err)
+	}
+	return ss, nil
+}
+
+// Terminate ends the session id (ReasonTerminated); ErrNotFound if it is
+// not live.
+func (m *Manager) Terminate(ctx context.Context, id string) error {
+	uid, err := parseID(id)
+	if err != nil {
+		if m.closed.Load() {
+			return ErrClosed
+		}
+		return err
+	}
+	return m.end(ctx, uid, ReasonTerminated)
+}
+
+// end ends the session id for reason.
+func (m *Manager) end(ctx context.Context, id uuid.UUID, reason Reason) error {
+	if err := m.enter(); err != nil {
+		return err
+	}
+	defer m.guard.RUnlock()
+	ev, err := m.b.end(ctx, id, reason, time.Now())
+	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return err
+		}
+		return m.storeErr("end", err)
+	}
+	m.fire(ev)
+	return nil
+}
+
+// TerminateUser ends every session of userID (ReasonTerminated) and returns
+// how many; a user with none is (0, nil).
+func (m *Manager) TerminateUser(ctx context.Context, userID string) (int, error) {
+	if err := m.enter(); err != nil {
+		return 0, err
+	}
+	defer m.guard.RUnlock()
+	evs, err := m.b.endUser(ctx, userID, ReasonTerminated, time.Now())
+	m.fire(evs...)
+	if err != nil {
+		return len(evs), m.storeErr("terminate user", err)
+	}
+	return len(evs), nil
+}
+
+// Cleanup ends every session that has expired (ReasonIdle or
+// ReasonAbsolute), as the background sweeper does, and returns how many it
+// ended. It returns once the termination hooks of those sessions have run,
+// so it must not be called from a hook.
+func (m *Manager) Cleanup(ctx context.Context) (int, error) {
+	if err := m.enter(); err != nil {
+		return 0, err
+	}
+	n, err := m.sweep(ctx)
+	m.guard.RUnlock()
+	m.hooks.wait()
+	return n, err
+}
+
+// sweep claims expired sessions in batches and queues their hooks.
+func (m *Manager) sweep(ctx context.Context) (int, error) {
+	total := 0
+	for {
+		now := time.Now()
+		evs, ack, err := m.b.expired(ctx, now, sweepBatch)
+		jobs := m.jobs(evs)
+		if ack != nil && len(jobs) > 0 {
+			jobs[len(jobs)-1].after = ack
+		}
+		m.hooks.enqueue(jobs...)
+		total += len(evs)
+		if err != nil {
+			return total, m.storeErr("sweep", err)
+		}
+		if len(evs) < sweepBatch || ctx.Err() != nil {
+			return total, ctx.Err()
+		}
+	}
+}
+
+func (m *Manager) sweeper(ctx context.Context) {
+	defer close(m.sweepDone)
+	t := time.NewTicker(m.cfg.CleanupInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if m.enter() != nil {
+			return
+		}
+		n, err := m.sweep(ctx)
+		m.guard.RUnlock()
+		if err != nil && ctx.Err() == nil {
+			m.log.Warn("sessions: sweep failed", "err", err)
+		} else if n > 0 {
+			m.log.Debug("sessions: sweep ended expired sessions", "count", n)
+		}
+	}
+}
+
+// Stats describes the store and this manager's work.
+type Stats struct {
+	ActiveSessions int  // live sessions in the whole store (all managers sharing it)
+	UniqueUsers    int  // distinct users among them; anonymous sessions count as none
+	AutoCleanup    bool // the background sweeper is running
+
+	Created        uint64            // sessions this manager created
+	Rejected       uint64            // creations this manager refused (RejectNew)
+	InvalidCookies uint64            // requests whose session cookie did not verify
+	StoreErrors    uint64            // store calls that failed
+	Ended          map[Reason]uint64 // endings this manager handled, by reason
+	Err            error             // set when the store could not be counted
+}
+
+// Stats returns the store's counts and this manager's counters. After Close
+// it still answers, with AutoCleanup false.
+func (m *Manager) Stats() Stats {
+	st := Stats{
+		AutoCleanup:    m.stopSweep != nil && !m.closed.Load(),
+		Created:        m.stats.created.Load(),
+		Rejected:       m.stats.rejected.Load(),
+		InvalidCookies: m.stats.invalidCookies.Load(),
+		StoreErrors:    m.stats.storeErrors.Load(),
+		Ended:          make(map[Reason]uint64),
+	}
+	for r := ReasonLogout; r <= ReasonShutdown; r++ {
+		if n := m.stats.ended[r].Load(); n > 0 {
+			st.Ended[r] = n
+		}
+	}
+	st.ActiveSessions, st.UniqueUsers, st.Err = m.b.count(context.Background(), time.Now())
+	return st
+}
+
+// OnTerminate registers hook to run for every session that ends, whatever
+// ends it. Hooks run one at a time on a goroutine of the manager's, in the
+// order sessions ended, never on the request path nor under a store lock. A
+// hook that panics is logged and the others still run. When several managers
+// share a store, each ending runs the hooks of exactly one of them.
+func (m *Manager) OnTerminate(hook func(Event)) {
+	if hook != nil {
+		m.hooks.add(hook)
+	}
+}
+
+// Close stops the sweeper and waits for every pending hook. With the memory
+// store, the last manager using it ends every live session
+// (ReasonShutdown); a shared store keeps its sessions for other processes.
+// After Close, methods that read or change sessions return ErrClosed. Close
+// is idempotent and returns nil; it must not be called from a hook.
+func (m *Manager) Close() error {
+	m.closeOnce.Do(func() {
+		m.closed.Store(true)
+		m.guard.Lock() // wait for operations in flight
+		m.guard.Unlock()
+		if m.stopSweep != nil {
+			m.stopSweep()
+			<-m.sweepDone
+		}
+		if mb, ok := m.b.(*memBackend); ok && mb.st.detach() {
+			m.fire(mb.shutdown(time.Now())...)
+		}
+		m.hooks.close()
+	})
+	return nil
+}
+
+// fire queues the hooks of ended sessions.
+func (m *Manager) fire(evs ...Event) {
+	if len(evs) > 0 {
+		m.hooks.enqueue(m.jobs(evs)...)
+	}
+}
+
+func (m *Manager) jobs(evs []Event) []hookJob {
+	jobs := make([]hookJob, len(evs))
+	for i, ev := range evs {
+		m.stats.ended[ev.Reason].Add(1)
+		jobs[i] = hookJob{ev: ev}
+	}
+	return jobs
+}
+
+func (m *Manager) storeErr(op string, err error) error {
+	if errors.Is(err, ErrClosed) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	m.stats.storeErrors.Add(1)
+	return fmt.Errorf("sessions: store %s: %w", op, err)
+}
+
+// logID returns a short, one-way tag of a session ID for logs; a raw ID is
+// never logged.
+func logID(id string) string {
+	h := sha256.Sum256([]byte(id))
+	return hex.EncodeToString(h[:4])
+}

@@ -1,0 +1,128 @@
+package sessions
+
+import (
+	"context"
+	"time"
+)
+
+// Store keeps sessions for a Manager. MemoryStore is the default; the
+// redisstore sub-package shares sessions between processes. A store for
+// another database implements these methods and runs the storetest suite.
+//
+// A Store deals in Records: plain values with data already encoded, so a
+// store never needs to know the Go types of session values. Every method is
+// safe for concurrent use, also by several managers (and processes) sharing
+// the store. Methods that take an ID return an error wrapping ErrNotFound
+// when no live session has that ID: unknown, ended, or expired at the time of
+// the call (a store must never return an expired record, swept or not). Any
+// other error is a store failure, which the Manager reports and never treats
+// as a logout.
+//
+// Each ending must be reported to exactly one caller: whichever of Delete,
+// DeleteUser, Create (limit evictions and expired sessions it clears) or
+// Expired removes a record returns it, and no other call returns it again.
+// That is how every termination hook runs exactly once.
+type Store interface {
+	// Create adds rec. When rec.UserID is not empty and limit > 0, it first
+	// removes that user's expired records, then enforces the limit in the
+	// same atomic step: with EvictOldest it removes the user's least recently
+	// active records until one slot is free; with RejectNew it adds nothing
+	// and returns an error wrapping ErrLimitReached. It returns every record
+	// it removed. No interleaving of concurrent Creates may leave a user with
+	// more than limit live records.
+	Create(ctx context.Context, rec Record, limit int, policy LimitPolicy) (removed []Record, err error)
+
+	// Load returns the live record for id.
+	Load(ctx context.Context, id string) (Record, error)
+
+	// Activate is Load that also records activity at the time at (it never
+	// moves LastActivity back). A store may coalesce these writes: the
+	// activity it holds may lag at by at most 5% of rec.IdleTimeout. The
+	// returned record has LastActivity at.
+	Activate(ctx context.Context, id string, at time.Time) (Record, error)
+
+	// Update writes the changed values of a live session: set adds or
+	// replaces keys, del removes keys, and other keys are left as they are.
+	// It records activity at at. It never brings back an ended session: for
+	// a session that is gone it changes nothing and returns ErrNotFound.
+	Update(ctx context.Context, id string, at time.Time, set map[string][]byte, del []string) error
+
+	// Delete removes the live session id and returns its record.
+	Delete(ctx context.Context, id string) (Record, error)
+
+	// DeleteUser removes every live session of userID and returns their
+	// records; none is (nil, nil).
+	DeleteUser(ctx context.Context, userID string) ([]Record, error)
+
+	// UserSessions returns the live records of userID, in no set order.
+	UserSessions(ctx context.Context, userID string) ([]Record, error)
+
+	// All returns every live record, in no set order.
+	All(ctx context.Context) ([]Record, error)
+
+	// Expired claims up to max records whose Deadline is not after now and
+	// returns them; they are no longer live. The work is proportional to
+	// what has expired, not to how many sessions live. A claim holds for a
+	// lease the store chooses: a record claimed but not acknowledged with Ack
+	// within the lease (its claimer died) is returned again by a later call,
+	// so its ending is never lost.
+	Expired(ctx context.Context, now time.Time, max int) ([]Record, error)
+
+	// Ack tells the store that the endings of the given records, returned
+	// by Expired, have been handled; it may forget them.
+	Ack(ctx context.Context, ids []string) error
+
+	// Count reports how many records are live at now and how many distinct
+	// non-empty user IDs they carry.
+	Count(ctx context.Context, now time.Time) (sessions, users int, err error)
+}
+
+// Record is a session as a Store keeps it.
+type Record struct {
+	// ID is the session ID. A store that must not keep raw IDs may leave it
+	// empty in what it returns, provided it returns SealedID.
+	ID string
+	// SealedID is the ID encrypted by the Manager (AES-GCM under a key
+	// derived from Config.Keys); a store may keep it instead of ID.
+	SealedID []byte
+
+	UserID       string
+	CreatedAt    time.Time
+	LastActivity time.Time
+	// IdleTimeout is how long the session may stay idle.
+	IdleTimeout time.Duration
+	// AbsoluteDeadline is when the session ends whatever its activity;
+	// zero means never.
+	AbsoluteDeadline time.Time
+
+	// Values holds the session data, each value encoded by the Manager.
+	Values map[string][]byte
+
+	// UserAgent and RemoteAddr describe the client that started the session.
+	UserAgent  string
+	RemoteAddr string
+}
+
+// Deadline is when the record expires: its idle deadline
+// (LastActivity + IdleTimeout) or its absolute deadline, whichever is first.
+func (r *Record) Deadline() time.Time {
+	d := r.LastActivity.Add(r.IdleTimeout)
+	if !r.AbsoluteDeadline.IsZero() && r.AbsoluteDeadline.Before(d) {
+		return r.AbsoluteDeadline
+	}
+	return d
+}
+
+// Expired reports whether the record has expired at now: its deadline is
+// not after now.
+func (r *Record) Expired(now time.Time) bool {
+	return !r.Deadline().After(now)
+}
+
+// expiryReason tells why a record that expired at now ended.
+func (r *Record) expiryReason() Reason {
+	if !r.AbsoluteDeadline.IsZero() && !r.AbsoluteDeadline.After(r.LastActivity.Add(r.IdleTimeout)) {
+		return ReasonAbsolute
+	}
+	return ReasonIdle
+}
