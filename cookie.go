@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/gorilla/securecookie"
@@ -67,8 +68,8 @@ func (c *cookieCodec) cookie(value string) *http.Cookie {
 		HttpOnly: true,
 		SameSite: c.cfg.SameSite,
 	}
-	if c.cfg.MaxAge > 0 {
-		ck.MaxAge = int(c.cfg.MaxAge.Seconds())
+	if c.cfg.MaxAge > 0 { // whole seconds, rounded up so a short MaxAge still persists
+		ck.MaxAge = int((c.cfg.MaxAge + time.Second - 1) / time.Second)
 	}
 	return ck
 }

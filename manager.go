@@ -285,10 +285,16 @@ func (m *Manager) TerminateUser(ctx context.Context, userID string) (int, error)
 	defer m.guard.RUnlock()
 	evs, err := m.b.endUser(ctx, userID, ReasonTerminated, time.Now())
 	m.fire(evs...)
-	if err != nil {
-		return len(evs), m.storeErr("terminate user", err)
+	n := 0 // sessions that had expired unswept end too, but were not live
+	for _, ev := range evs {
+		if ev.Reason == ReasonTerminated {
+			n++
+		}
 	}
-	return len(evs), nil
+	if err != nil {
+		return n, m.storeErr("terminate user", err)
+	}
+	return n, nil
 }
 
 // Cleanup ends every session that has expired (ReasonIdle or
