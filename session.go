@@ -20,10 +20,10 @@ import (
 // loaded for one request or call: changes are kept as pending and written by
 // Save, which the Middleware calls before the response's first byte leaves.
 type Session struct {
-	id      uuid.UUID
-	userID  string
-	created int64 // Unix nanoseconds
-	idle    time.Duration
+	id       uuid.UUID
+	userID   string
+	created  int64 // Unix nanoseconds
+	idle     time.Duration
 	absolute int64 // absolute deadline, Unix nanoseconds; 0 → none
 
 	last  atomic.Int64 // last activity, Unix nanoseconds
