@@ -79,12 +79,8 @@ func (b *memBackend) end(_ context.Context, id uuid.UUID, r Reason, now time.Tim
 
 func (b *memBackend) endUser(_ context.Context, user string, r Reason, now time.Time) ([]Event, error) {
 	var evs []Event
-	for _, s := range b.st.removeUser(user) {
-		reason := r
-		if s.expiredAt(now.UnixNano()) { // it had ended already; say how
-			reason = s.expiryReason()
-		}
-		evs = append(evs, s.event(reason, now))
+	for _, s := range b.st.removeUser(user, now.UnixNano()) {
+		evs = append(evs, s.event(r, now))
 	}
 	return evs, nil
 }

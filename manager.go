@@ -285,16 +285,10 @@ func (m *Manager) TerminateUser(ctx context.Context, userID string) (int, error)
 	defer m.guard.RUnlock()
 	evs, err := m.b.endUser(ctx, userID, ReasonTerminated, time.Now())
 	m.fire(evs...)
-	n := 0 // sessions that had expired unswept end too, but were not live
-	for _, ev := range evs {
-		if ev.Reason == ReasonTerminated {
-			n++
-		}
-	}
 	if err != nil {
-		return n, m.storeErr("terminate user", err)
+		return len(evs), m.storeErr("terminate user", err)
 	}
-	return n, nil
+	return len(evs), nil
 }
 
 // Cleanup ends every session that has expired (ReasonIdle or

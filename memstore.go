@@ -191,19 +191,33 @@ func (st *MemoryStore) remove(s *Session, ok func(*Session) bool) bool {
 	return true
 }
 
-// removeUser ends every session of user and returns them.
-func (st *MemoryStore) removeUser(user string) []*Session {
+// removeUser ends every session of user live at now and returns them;
+// expired ones stay for the sweep to claim.
+func (st *MemoryStore) removeUser(user string, now int64) []*Session {
 	us := st.userShard(user)
 	us.mu.Lock()
 	defer us.mu.Unlock()
 	var removed []*Session
-	for _, s := range us.byUser[user] {
-		if st.drop(s) {
+	list := us.byUser[user]
+	keep := list[:0]
+	for _, s := range list {
+		if !s.expiredAt(now) && st.drop(s) {
 			removed = append(removed, s)
+			continue
+		}
+		if st.shard(s.id).has(s) {
+			keep = append(keep, s)
 		}
 	}
-	st.setUserList(us, user, nil)
+	clear(list[len(keep):])
+	st.setUserList(us, user, keep)
 	return removed
+}
+
+func (sh *memShard) has(s *Session) bool {
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	return sh.byID[s.id] == s
 }
 
 // userSessions returns user's sessions live at now.
@@ -380,8 +394,9 @@ func (h expiryHeap) expired(now int64, out []*Session) []*Session {
 	return out
 }
 
-// The Store methods follow. They copy between Records and live sessions;
-// the Manager does not use them for the memory store.
+// The Store methods follow. They copy between Records and live sessions,
+// keeping values as the encoded bytes they came in as; the Manager does not
+// use them for the memory store.
 
 var _ Store = (*MemoryStore)(nil)
 
@@ -423,21 +438,14 @@ func (st *MemoryStore) Update(_ context.Context, id string, at time.Time, set ma
 	if err != nil {
 		return err
 	}
-	vals := make(map[string]any, len(set))
-	for k, b := range set {
-		v, err := decodeValue(b)
-		if err != nil {
-			return fmt.Errorf("sessions: memory store: value %q: %w", k, err)
-		}
-		vals[k] = v
-	}
 	s.mu.Lock()
 	for _, k := range del {
 		if i := s.find(k); i >= 0 {
 			s.data = slices.Delete(s.data, i, i+1)
 		}
 	}
-	for k, v := range vals {
+	for k, b := range set {
+		v := rawValue(slices.Clone(b))
 		if i := s.find(k); i >= 0 {
 			s.data[i].val = v
 		} else {
@@ -460,7 +468,7 @@ func (st *MemoryStore) Delete(_ context.Context, id string) (Record, error) {
 
 // DeleteUser implements Store.
 func (st *MemoryStore) DeleteUser(_ context.Context, userID string) ([]Record, error) {
-	return recordsOf(st.removeUser(userID)), nil
+	return recordsOf(st.removeUser(userID, time.Now().UnixNano())), nil
 }
 
 // UserSessions implements Store.
@@ -521,14 +529,14 @@ func sessionFromRecord(rec Record) (*Session, error) {
 		s.info = &clientInfo{rec.UserAgent, rec.RemoteAddr, slices.Clone(rec.SealedID)}
 	}
 	for k, b := range rec.Values {
-		v, err := decodeValue(b)
-		if err != nil {
-			return nil, fmt.Errorf("sessions: memory store: value %q: %w", k, err)
-		}
-		s.data = append(s.data, entry{k, v})
+		s.data = append(s.data, entry{k, rawValue(slices.Clone(b))})
 	}
 	return s, nil
 }
+
+// rawValue is a value that came in through the Store interface, already
+// encoded; it goes back out byte for byte.
+type rawValue []byte
 
 // recordOf copies s into a Record; values that cannot be encoded are left
 // out (a Manager never reads memory sessions through Records).
@@ -551,7 +559,9 @@ func recordOf(s *Session) Record {
 	s.mu.Lock()
 	rec.Values = make(map[string][]byte, len(s.data))
 	for _, e := range s.data {
-		if b, err := encodeValue(e.val); err == nil {
+		if raw, ok := e.val.(rawValue); ok {
+			rec.Values[e.key] = slices.Clone(raw)
+		} else if b, err := encodeValue(e.val); err == nil {
 			rec.Values[e.key] = b
 		}
 	}
