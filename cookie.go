@@ -2,9 +2,9 @@ package sessions
 
 import (
 	"bytes"
-	"crypto/subtle"
 	"encoding/base64"
 	"errors"
+	"hash/maphash"
 	"net/http"
 	"strings"
 	"time"
@@ -26,10 +26,11 @@ var errBadCookie = errors.New("sessions: invalid session cookie")
 type cookieCodec struct {
 	cfg    CookieConfig
 	codecs []securecookie.Codec
+	seed   maphash.Seed // for the sums of verified values (see remember)
 }
 
 func newCookieCodec(cfg CookieConfig, keys [][]byte) *cookieCodec {
-	c := &cookieCodec{cfg: cfg}
+	c := &cookieCodec{cfg: cfg, seed: maphash.MakeSeed()}
 	for _, k := range keys {
 		sc := securecookie.New(k, nil)
 		sc.SetSerializer(securecookie.NopEncoder{})
@@ -47,7 +48,7 @@ func (c *cookieCodec) encode(id uuid.UUID) (string, error) {
 
 // decode verifies value and returns the ID it carries, or errBadCookie.
 func (c *cookieCodec) decode(value string) (uuid.UUID, error) {
-	if value == "" || len(value) > maxCookieLen {
+	if len(value) > maxCookieLen || !canonical(value) {
 		return uuid.UUID{}, errBadCookie
 	}
 	var b []byte
@@ -81,60 +82,102 @@ func (c *cookieCodec) expire(w http.ResponseWriter) {
 	http.SetCookie(w, ck)
 }
 
-// unverified reads the ID and the MAC prefix out of a cookie value without
-// checking the signature, and without allocating. The result only selects a
-// session whose remembered MAC prefix it must then match (see remembers): a
-// value is accepted that way only if the same ID and MAC were verified
-// before. Anything that does not parse goes to the full check.
-func unverified(value string) (id uuid.UUID, mac [16]byte, ok bool) {
+// unverified reads the ID out of a cookie value without checking the
+// signature, and without allocating. The ID only selects a session that
+// must then remember value (see remembers): a value is accepted that way
+// only if the very same value verified before, under the same keys.
+// Anything else goes to the full check.
+func unverified(value string) (id uuid.UUID, ok bool) {
 	var buf [512]byte
 	if base64.URLEncoding.DecodedLen(len(value)) > len(buf) {
-		return id, mac, false
+		return id, false
 	}
 	n, err := base64.URLEncoding.Decode(buf[:], []byte(value))
 	if err != nil {
-		return id, mac, false
+		return id, false
 	}
 	b := buf[:n] // "date|base64(id)|mac"
 	i := bytes.IndexByte(b, '|')
 	if i < 0 {
-		return id, mac, false
+		return id, false
 	}
 	b = b[i+1:]
 	j := bytes.IndexByte(b, '|')
-	if j < 0 || len(b)-j-1 < len(mac) {
-		return id, mac, false
+	if j != base64.URLEncoding.EncodedLen(len(id)) { // also keeps Decode within idBuf
+		return id, false
 	}
 	var idBuf [32]byte
 	m, err := base64.URLEncoding.Decode(idBuf[:], b[:j])
 	if err != nil || m != len(id) {
-		return id, mac, false
+		return id, false
 	}
 	copy(id[:], idBuf[:m])
-	copy(mac[:], b[j+1:])
-	return id, mac, true
+	return id, true
 }
 
-// remembers reports whether s was reached before through a verified cookie
-// with this MAC prefix.
-func (s *Session) remembers(mac [16]byte) bool {
-	return s.verified.Load() && subtle.ConstantTimeCompare(s.mac[:], mac[:]) == 1
+// remembers reports whether value is exactly a cookie value that c
+// verified for s before: it has the same keyed sum. The sum is a 64-bit
+// maphash under c's random seed, which a client never sees; another value
+// matches only by a 2^-64 chance, and only for the session whose ID it
+// carries.
+func (s *Session) remembers(c *cookieCodec, value string) bool {
+	return s.verified.Load() && s.vcodec == c && s.vsum == maphash.String(c.seed, value)
 }
 
-// remember records the MAC prefix of a cookie value that verified for s.
-// Only the first is kept: the fields are written once.
-func (s *Session) remember(value string) {
+// remember records that c verified value for s. Only the first is kept:
+// the fields are written once.
+func (s *Session) remember(c *cookieCodec, value string) {
 	if s.verified.Load() {
 		return
 	}
-	if _, mac, ok := unverified(value); ok {
-		s.mu.Lock()
-		if !s.verified.Load() {
-			s.mac = mac
-			s.verified.Store(true)
-		}
-		s.mu.Unlock()
+	s.mu.Lock()
+	if !s.verified.Load() {
+		s.vcodec, s.vsum = c, maphash.String(c.seed, value)
+		s.verified.Store(true)
 	}
+	s.mu.Unlock()
+}
+
+// base64URLValue maps each base64url character to its value plus one, and
+// every other byte to 0.
+var base64URLValue = func() (t [256]byte) {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	for i := range len(alphabet) {
+		t[alphabet[i]] = byte(i) + 1
+	}
+	return t
+}()
+
+// canonical reports whether value is padded base64url in the one form an
+// encoder writes: alphabet characters only, padded to a multiple of 4, and
+// the unused bits of the last character zero. securecookie's decoder is more
+// lenient (it skips CR and LF and ignores unused bits), so without this
+// check a value that differs from the issued one could still verify.
+func canonical(value string) bool {
+	if len(value) == 0 || len(value)%4 != 0 {
+		return false
+	}
+	data := strings.TrimSuffix(value, "=")
+	pad := len(value) - len(data)
+	if pad == 1 && strings.HasSuffix(data, "=") {
+		data, pad = data[:len(data)-1], 2
+	}
+	if len(data) < 2 {
+		return false
+	}
+	for i := 0; i < len(data); i++ {
+		if base64URLValue[data[i]] == 0 {
+			return false
+		}
+	}
+	last := base64URLValue[data[len(data)-1]] - 1
+	switch pad {
+	case 1: // three characters for two bytes: two unused bits
+		return last&0x3 == 0
+	case 2: // two characters for one byte: four unused bits
+		return last&0xf == 0
+	}
+	return true
 }
 
 // readCookie returns the value of the first cookie called name in r's

@@ -86,16 +86,16 @@ func (m *Manager) Middleware(next http.Handler) http.Handler {
 }
 
 // fromCookie returns the live session a cookie value names and records
-// activity on it. On the memory store a value whose ID and MAC verified
-// before is recognised without recomputing the MAC.
+// activity on it. On the memory store a value that verified before is
+// recognised without recomputing the MAC.
 func (m *Manager) fromCookie(ctx context.Context, value string) (*Session, error) {
 	if m.closed.Load() {
 		return nil, ErrClosed
 	}
 	now := time.Now()
 	if m.mem != nil && len(value) <= maxCookieLen {
-		if id, mac, ok := unverified(value); ok {
-			if s := m.mem.lookup(id); s != nil && s.remembers(mac) {
+		if id, ok := unverified(value); ok {
+			if s := m.mem.lookup(id); s != nil && s.remembers(m.cookies, value) {
 				if s.expiredAt(now.UnixNano()) {
 					return nil, ErrNotFound
 				}
@@ -116,7 +116,7 @@ func (m *Manager) fromCookie(ctx context.Context, value string) (*Session, error
 		return nil, m.storeErr("load", err)
 	}
 	if m.mem != nil {
-		s.remember(value)
+		s.remember(m.cookies, value)
 	}
 	return s, nil
 }
@@ -148,7 +148,7 @@ func (m *Manager) Start(w http.ResponseWriter, r *http.Request, userID string, d
 		return nil, err
 	}
 	if m.mem != nil {
-		s.remember(value)
+		s.remember(m.cookies, value)
 	}
 	noCache(w)
 	http.SetCookie(w, m.cookies.cookie(value))

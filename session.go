@@ -33,8 +33,9 @@ type Session struct {
 	indexed int64 // the deadline the expiry heap orders it by (≤ the real one)
 	heapIdx int32 // position in the shard's expiry heap; -1 when not in it
 
-	verified atomic.Bool // mac holds a prefix of the MAC of a cookie that verified
-	mac      [16]byte    // written once, before verified is set
+	verified atomic.Bool  // vcodec verified a cookie value whose sum is vsum (see remember)
+	vcodec   *cookieCodec // written once, before verified is set
+	vsum     uint64
 
 	mu   sync.Mutex
 	data []entry
