@@ -25,8 +25,8 @@ type backend interface {
 	userSessions(ctx context.Context, user string, now time.Time) ([]*Session, error)
 	all(ctx context.Context, now time.Time) ([]*Session, error)
 	// expired claims expired sessions; ack, when not nil, must be called
-	// once their hooks have run.
-	expired(ctx context.Context, now time.Time, max int) (evs []Event, ack func(), err error)
+	// with their IDs once their hooks have run.
+	expired(ctx context.Context, now time.Time, max int) (evs []Event, ack func(ids []string), err error)
 	count(ctx context.Context, now time.Time) (sessions, users int, err error)
 }
 
@@ -93,7 +93,7 @@ func (b *memBackend) all(_ context.Context, now time.Time) ([]*Session, error) {
 	return b.st.all(now.UnixNano()), nil
 }
 
-func (b *memBackend) expired(_ context.Context, now time.Time, max int) ([]Event, func(), error) {
+func (b *memBackend) expired(_ context.Context, now time.Time, max int) ([]Event, func([]string), error) {
 	ss := b.st.expired(now.UnixNano(), max)
 	evs := make([]Event, len(ss))
 	for i, s := range ss {
@@ -211,28 +211,23 @@ func (b *storeBackend) all(ctx context.Context, _ time.Time) ([]*Session, error)
 	return b.sessions(recs), err
 }
 
-func (b *storeBackend) expired(ctx context.Context, now time.Time, max int) ([]Event, func(), error) {
+func (b *storeBackend) expired(ctx context.Context, now time.Time, max int) ([]Event, func([]string), error) {
 	recs, err := b.st.Expired(ctx, now, max)
-	if len(recs) == 0 {
-		return nil, nil, err
-	}
 	evs := make([]Event, len(recs))
-	ids := make([]string, len(recs))
 	for i, rec := range recs {
 		evs[i] = b.event(rec, rec.expiryReason(), now)
-		ids[i] = evs[i].SessionID
-		if rec.ID != "" {
-			ids[i] = rec.ID
-		}
 	}
-	ack := func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := b.st.Ack(ctx, ids); err != nil {
-			b.log.Warn("sessions: acknowledging handled expiries failed; another manager will run their hooks again after the lease", "count", len(ids), "err", err)
-		}
+	return evs, b.ack, err
+}
+
+// ack acknowledges handled expiries; a failure only means another manager
+// runs their hooks again after the lease.
+func (b *storeBackend) ack(ids []string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := b.st.Ack(ctx, ids); err != nil {
+		b.log.Warn("sessions: acknowledging handled expiries failed; another manager will run their hooks again after the lease", "count", len(ids), "err", err)
 	}
-	return evs, ack, err
 }
 
 func (b *storeBackend) count(ctx context.Context, now time.Time) (int, int, error) {

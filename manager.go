@@ -45,8 +45,13 @@ func defaultErrorHandler(w http.ResponseWriter, _ *http.Request, _ error) {
 	http.Error(w, http.StatusText(http.StatusServiceUnavailable), http.StatusServiceUnavailable)
 }
 
-// sweepBatch is how many expired sessions one store call claims.
-const sweepBatch = 1000
+// sweepBatch is how many expired sessions one store call claims; ackChunk
+// how many of them a shared store is told about at a time once their hooks
+// have run.
+const (
+	sweepBatch = 1000
+	ackChunk   = 50
+)
 
 // Manager creates, finds and ends sessions, and expires idle ones in the
 // background. Its methods are safe for concurrent use. Close it when done:
@@ -312,8 +317,15 @@ func (m *Manager) sweep(ctx context.Context) (int, error) {
 		now := time.Now()
 		evs, ack, err := m.b.expired(ctx, now, sweepBatch)
 		jobs := m.jobs(evs)
-		if ack != nil && len(jobs) > 0 {
-			jobs[len(jobs)-1].after = ack
+		if ack != nil { // acknowledge in small chunks, so a lease outlives the hooks of a chunk
+			for i := 0; i < len(jobs); i += ackChunk {
+				j := min(i+ackChunk, len(jobs))
+				ids := make([]string, 0, j-i)
+				for _, ev := range evs[i:j] {
+					ids = append(ids, ev.SessionID)
+				}
+				jobs[j-1].after = func() { ack(ids) }
+			}
 		}
 		m.hooks.enqueue(jobs...)
 		total += len(evs)

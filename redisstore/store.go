@@ -1,0 +1,817 @@
+package redisstore
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tokyopredictor/sessions"
+)
+
+var _ sessions.Store = (*Store)(nil)
+
+// Defaults of the options.
+const (
+	DefaultPrefix      = "sessions:"
+	DefaultShards      = 16
+	DefaultLease       = 5 * time.Minute
+	DefaultGrace       = time.Hour
+	DefaultTouchWindow = 0.05
+	DefaultSweepBatch  = 500
+)
+
+// Option configures a Store; pass options to New.
+type Option func(*options)
+
+type options struct {
+	prefix      string
+	shards      int
+	lease       time.Duration
+	grace       time.Duration
+	touchWindow float64
+	sweepBatch  int
+	now         func() time.Time
+}
+
+// WithPrefix sets the prefix of every key the store writes; the default is
+// "sessions:". Stores with different prefixes share nothing. The prefix must
+// not contain '{' or '}' (they would break the hash tags).
+func WithPrefix(prefix string) Option { return func(o *options) { o.prefix = prefix } }
+
+// WithShards sets how many groups (hash slots on Redis Cluster) the store
+// spreads users over; the default is 16, the maximum 4096. Every process
+// sharing the store must use the same number: changing it orphans the
+// sessions already stored.
+func WithShards(n int) Option { return func(o *options) { o.shards = n } }
+
+// WithLease sets how long a session claimed by Expired stays claimed
+// without Ack before a later Expired returns it again (the claimer is then
+// presumed dead). It must exceed the time a manager needs to run the
+// termination hooks of one batch of claims, or their hooks run twice; the
+// default is five minutes. A shorter lease hands the endings of a crashed
+// process to another sooner.
+func WithLease(d time.Duration) Option { return func(o *options) { o.lease = d } }
+
+// WithGrace sets how long Redis keeps a session past its deadline (or past
+// the end of its lease, once claimed) before the key's TTL drops it
+// silently. It is a safety net so that no key lives forever; sweepers
+// normally end sessions long before. Its default is one hour.
+func WithGrace(d time.Duration) Option { return func(o *options) { o.grace = d } }
+
+// WithTouchWindow sets, as a fraction of a session's IdleTimeout, how far
+// the stored last activity may lag behind before Activate writes it again.
+// It must be between 0 (write on every request) and 0.05, the default.
+func WithTouchWindow(fraction float64) Option { return func(o *options) { o.touchWindow = fraction } }
+
+// WithSweepBatch sets how many expired sessions one server-side script
+// claims at most; Expired runs as many scripts as it needs. Smaller batches
+// block the server for less time. The default is 500.
+func WithSweepBatch(n int) Option { return func(o *options) { o.sweepBatch = n } }
+
+// WithClock sets the clock the store reads for methods that receive no time
+// from their caller (Load, Delete, DeleteUser, UserSessions, All); the
+// default is time.Now. Every process sharing the store should have clocks
+// within a small fraction of the idle timeout of each other.
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// Store is a sessions.Store kept in Redis, shared by any number of managers
+// in any number of processes. Create it with New. Its methods are safe for
+// concurrent use. See the package documentation for the key layout and what
+// each method guarantees.
+type Store struct {
+	c       redis.UniversalClient
+	o       options
+	cluster bool
+	base    []any // ARGV[1..4] of every script
+	shardID []string
+	rotate  atomic.Uint32
+
+	mu sync.Mutex
+	// On Cluster, the shard of each session ID hash, once looked up (a
+	// session never changes shard), and how long its pointer lives.
+	shardMap map[string]pointer
+	// The shard of each session this Store claimed and has not acked, so
+	// that Ack goes straight to it.
+	claims map[string]string
+}
+
+// New returns a Store that keeps sessions through client, which may be a
+// standalone, Sentinel (failover) or Cluster client. It does not contact
+// the server. It returns an error for an invalid option.
+func New(client redis.UniversalClient, opts ...Option) (*Store, error) {
+	if client == nil {
+		return nil, errors.New("redisstore: nil client")
+	}
+	o := options{
+		prefix:      DefaultPrefix,
+		shards:      DefaultShards,
+		lease:       DefaultLease,
+		grace:       DefaultGrace,
+		touchWindow: DefaultTouchWindow,
+		sweepBatch:  DefaultSweepBatch,
+		now:         time.Now,
+	}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	switch {
+	case strings.ContainsAny(o.prefix, "{}"):
+		return nil, fmt.Errorf("redisstore: prefix %q contains a brace", o.prefix)
+	case o.shards < 1 || o.shards > 4096:
+		return nil, fmt.Errorf("redisstore: shards %d not in [1, 4096]", o.shards)
+	case o.lease < time.Millisecond:
+		return nil, fmt.Errorf("redisstore: lease %v shorter than 1ms", o.lease)
+	case o.grace < time.Millisecond:
+		return nil, fmt.Errorf("redisstore: grace %v shorter than 1ms", o.grace)
+	case !(o.touchWindow >= 0 && o.touchWindow <= 0.05):
+		return nil, fmt.Errorf("redisstore: touch window %v not in [0, 0.05]", o.touchWindow)
+	case o.sweepBatch < 1:
+		return nil, fmt.Errorf("redisstore: sweep batch %d < 1", o.sweepBatch)
+	case o.now == nil:
+		return nil, errors.New("redisstore: nil clock")
+	}
+	_, cluster := client.(*redis.ClusterClient)
+	s := &Store{c: client, o: o, cluster: cluster, claims: make(map[string]string)}
+	inline := "1"
+	if cluster {
+		inline = "0"
+		s.shardMap = make(map[string]pointer)
+	}
+	s.base = []any{o.prefix, o.shards, o.grace.Milliseconds(), inline}
+	s.shardID = make([]string, o.shards)
+	for i := range s.shardID {
+		s.shardID[i] = strconv.Itoa(i)
+	}
+	return s, nil
+}
+
+// errNotFound is what methods return for an ID with no live session.
+var errNotFound = fmt.Errorf("redisstore: %w", sessions.ErrNotFound)
+
+// hashID returns the hex hash that stands for a session ID in Redis.
+func hashID(id string) string {
+	sum := sha256.Sum256([]byte(id))
+	return hex.EncodeToString(sum[:16])
+}
+
+// hashUser returns the hex hash that stands for a user ID in Redis.
+func hashUser(userID string) string {
+	sum := sha256.Sum256([]byte("user\x00" + userID))
+	return hex.EncodeToString(sum[:16])
+}
+
+// shardOf returns the shard of a hex hash: its first 16 bits modulo the
+// number of shards (the scripts compute the same).
+func (s *Store) shardOf(h string) string {
+	v, _ := strconv.ParseUint(h[:4], 16, 16)
+	return s.shardID[int(v)%s.o.shards]
+}
+
+func (s *Store) key(k, suffix string) string {
+	return s.o.prefix + "{" + k + "}:" + suffix
+}
+
+func (s *Store) ptrKey(h string) string { return s.key(s.shardOf(h), "p:"+h) }
+
+// args returns the common script arguments followed by more.
+func (s *Store) args(more ...any) []any {
+	a := make([]any, 0, len(s.base)+len(more))
+	return append(append(a, s.base...), more...)
+}
+
+// micros returns t in whole microseconds since the Unix epoch, rounded
+// down, as the scripts compare times.
+func micros(t time.Time) int64 {
+	ns := t.UnixNano()
+	us := ns / 1000
+	if ns%1000 < 0 {
+		us--
+	}
+	return us
+}
+
+// Create implements sessions.Store. rec must carry SealedID (the Manager
+// fills it): the store keeps no raw ID. On RejectNew at the limit it
+// returns the expired records it removed together with an error wrapping
+// sessions.ErrLimitReached. It reads the store's clock (WithClock) to tell
+// which of the user's records expired.
+func (s *Store) Create(ctx context.Context, rec sessions.Record, limit int, policy sessions.LimitPolicy) ([]sessions.Record, error) {
+	if rec.ID == "" {
+		return nil, errors.New("redisstore: create: empty session ID")
+	}
+	if len(rec.SealedID) == 0 {
+		// The store keeps no raw IDs: without the sealed one, what it
+		// returns could not be matched to a session.
+		return nil, errors.New("redisstore: create: record without SealedID")
+	}
+	h := hashID(rec.ID)
+	uh, k := "", s.shardOf(h)
+	if rec.UserID != "" {
+		uh = hashUser(rec.UserID)
+		k = s.shardOf(uh)
+	}
+	dl := micros(rec.Deadline())
+	au := micros(rec.LastActivity)
+	pol := "e"
+	if policy == sessions.RejectNew {
+		pol = "r"
+	}
+	if limit < 0 {
+		limit = 0
+	}
+	now := micros(s.o.now())
+	args := s.args(k, h, uh, now, limit, pol, dl, au)
+	args = appendFields(args, h, uh, &rec, dl, au)
+
+	if s.cluster {
+		// The pointer lives in another slot: write it first, so that a
+		// session is never stored without a way to find it.
+		until := max(dl, now)/1000 + 2*s.o.grace.Milliseconds()
+		err := s.c.SetArgs(ctx, s.ptrKey(h), k, redis.SetArgs{Mode: "NX", ExpireAt: time.UnixMilli(until)}).Err()
+		if errors.Is(err, redis.Nil) {
+			return nil, errors.New("redisstore: create: session ID already in use")
+		}
+		if err != nil {
+			return nil, fmt.Errorf("redisstore: create: %w", err)
+		}
+		s.setPointer(h, k, until)
+	}
+	res, err := createScript.Run(ctx, s.c, []string{s.key(k, "e")}, args...).Slice()
+	if err != nil {
+		// On Cluster the pointer stays: the script may have run before the
+		// connection failed, and a pointer to nothing is harmless.
+		return nil, fmt.Errorf("redisstore: create: %w", err)
+	}
+	removed, hs, err := decodeRecords(res[1])
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: create: %w", err)
+	}
+	added, _ := res[0].(int64)
+	if s.cluster {
+		if added == 0 {
+			hs = append(hs, h)
+		}
+		s.dropPointers(ctx, hs)
+	}
+	if added == 0 {
+		return removed, fmt.Errorf("redisstore: create: %w", sessions.ErrLimitReached)
+	}
+	return removed, nil
+}
+
+// appendFields appends the field/value pairs that store rec.
+func appendFields(args []any, h, uh string, rec *sessions.Record, dl, au int64) []any {
+	adu := int64(0)
+	if !rec.AbsoluteDeadline.IsZero() {
+		adu = micros(rec.AbsoluteDeadline)
+	}
+	args = append(args,
+		"h", h,
+		"sid", rec.SealedID,
+		"uid", rec.UserID,
+		"uh", uh,
+		"c", nanos(rec.CreatedAt),
+		"a", nanos(rec.LastActivity),
+		"au", au,
+		"it", int64(rec.IdleTimeout),
+		"itu", int64(rec.IdleTimeout/time.Microsecond),
+		"ad", nanos(rec.AbsoluteDeadline),
+		"adu", adu,
+		"dl", dl,
+		"ua", rec.UserAgent,
+		"ra", rec.RemoteAddr,
+	)
+	for name, v := range rec.Values {
+		args = append(args, valuePrefix+name, v)
+	}
+	return args
+}
+
+// valuePrefix starts the hash field of each session value.
+const valuePrefix = "v:"
+
+func nanos(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return strconv.FormatInt(t.UnixNano(), 10)
+}
+
+// Load implements sessions.Store: one round trip (on Cluster, one more the
+// first time this Store meets the session).
+func (s *Store) Load(ctx context.Context, id string) (sessions.Record, error) {
+	return s.load(ctx, "load", id, s.o.now(), false)
+}
+
+// Activate implements sessions.Store: one round trip, which also writes the
+// activity when the stored one lags at by the touch window or more.
+func (s *Store) Activate(ctx context.Context, id string, at time.Time) (sessions.Record, error) {
+	rec, err := s.load(ctx, "activate", id, at, true)
+	if err == nil {
+		rec.LastActivity = at
+	}
+	return rec, err
+}
+
+func (s *Store) load(ctx context.Context, op, id string, at time.Time, activate bool) (sessions.Record, error) {
+	h := hashID(id)
+	keys, k, err := s.locate(ctx, h)
+	if err != nil {
+		return sessions.Record{}, fmt.Errorf("redisstore: %s: %w", op, err)
+	}
+	mode := "0"
+	if activate {
+		mode = "1"
+	}
+	atus := micros(at)
+	res, err := loadScript.Run(ctx, s.c, keys, s.args(h, k, atus, mode, strconv.FormatInt(at.UnixNano(), 10), s.o.touchWindow)...).Slice()
+	if errors.Is(err, redis.Nil) {
+		return sessions.Record{}, errNotFound
+	}
+	if err != nil {
+		return sessions.Record{}, fmt.Errorf("redisstore: %s: %w", op, err)
+	}
+	rec, f, err := decodeRecord(res)
+	if err != nil {
+		return sessions.Record{}, fmt.Errorf("redisstore: %s: %w", op, err)
+	}
+	if s.cluster && activate && f.au == atus {
+		s.extendPointer(ctx, h, f.dl)
+	}
+	return rec, nil
+}
+
+// locate returns the KEYS and shard argument of a script acting on the
+// session whose ID hashes to h. Outside Cluster the script reads the shard
+// from the pointer key itself; on Cluster, the store reads it first (once).
+func (s *Store) locate(ctx context.Context, h string) ([]string, string, error) {
+	if !s.cluster {
+		return []string{s.ptrKey(h)}, "", nil
+	}
+	s.mu.Lock()
+	p, ok := s.shardMap[h]
+	s.mu.Unlock()
+	k := p.k
+	if !ok {
+		v, err := s.c.Get(ctx, s.ptrKey(h)).Result()
+		if errors.Is(err, redis.Nil) {
+			return nil, "", sessions.ErrNotFound
+		}
+		if err != nil {
+			return nil, "", err
+		}
+		k = v
+		s.setPointer(h, k, 0)
+	}
+	return []string{s.key(k, "e")}, k, nil
+}
+
+// maxCache bounds the shard caches.
+const maxCache = 1 << 16
+
+// pointer is what a Cluster Store knows of a session's pointer key.
+type pointer struct {
+	k     string // the session's shard
+	until int64  // when the pointer expires, in Unix milliseconds; 0: unknown
+}
+
+// setPointer remembers the shard of h and when its pointer expires.
+func (s *Store) setPointer(h, k string, until int64) {
+	s.mu.Lock()
+	if len(s.shardMap) >= maxCache {
+		clear(s.shardMap)
+	}
+	s.shardMap[h] = pointer{k: k, until: until}
+	s.mu.Unlock()
+}
+
+// extendPointer and dropPointers keep pointer keys on Cluster, where the
+// scripts cannot reach them. A pointer is given twice the grace past the
+// session's deadline and extended only when the session's key would
+// outlive it, so that a write seldom costs a second round trip. Failures
+// are harmless: a pointer to nothing finds nothing, and every pointer has
+// a TTL.
+func (s *Store) extendPointer(ctx context.Context, h string, dl int64) {
+	need := dl/1000 + s.o.grace.Milliseconds() // when the session key expires
+	s.mu.Lock()
+	p := s.shardMap[h]
+	s.mu.Unlock()
+	if p.until >= need || p.k == "" {
+		return
+	}
+	until := need + s.o.grace.Milliseconds()
+	if s.c.PExpireAt(ctx, s.ptrKey(h), time.UnixMilli(until)).Err() == nil {
+		s.setPointer(h, p.k, until)
+	}
+}
+
+func (s *Store) dropPointers(ctx context.Context, hs []string) {
+	if len(hs) == 0 {
+		return
+	}
+	_, _ = s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, h := range hs {
+			p.Del(ctx, s.ptrKey(h))
+		}
+		return nil
+	})
+	s.mu.Lock()
+	for _, h := range hs {
+		delete(s.shardMap, h)
+	}
+	s.mu.Unlock()
+}
+
+// Update implements sessions.Store in one round trip: it writes only the
+// given keys, so concurrent updates of different keys lose nothing, and it
+// never recreates a session that is gone.
+func (s *Store) Update(ctx context.Context, id string, at time.Time, set map[string][]byte, del []string) error {
+	h := hashID(id)
+	keys, k, err := s.locate(ctx, h)
+	if errors.Is(err, sessions.ErrNotFound) {
+		return errNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("redisstore: update: %w", err)
+	}
+	args := s.args(h, k, micros(at), strconv.FormatInt(at.UnixNano(), 10), len(set))
+	for name, v := range set {
+		args = append(args, valuePrefix+name, v)
+	}
+	for _, name := range del {
+		args = append(args, valuePrefix+name)
+	}
+	dl, err := updateScript.Run(ctx, s.c, keys, args...).Int64()
+	if errors.Is(err, redis.Nil) {
+		return errNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("redisstore: update: %w", err)
+	}
+	if s.cluster {
+		s.extendPointer(ctx, h, dl)
+	}
+	return nil
+}
+
+// Delete implements sessions.Store.
+func (s *Store) Delete(ctx context.Context, id string) (sessions.Record, error) {
+	h := hashID(id)
+	keys, k, err := s.locate(ctx, h)
+	if errors.Is(err, sessions.ErrNotFound) {
+		return sessions.Record{}, errNotFound
+	}
+	if err != nil {
+		return sessions.Record{}, fmt.Errorf("redisstore: delete: %w", err)
+	}
+	res, err := deleteScript.Run(ctx, s.c, keys, s.args(h, k, micros(s.o.now()))...).Slice()
+	if errors.Is(err, redis.Nil) {
+		return sessions.Record{}, errNotFound
+	}
+	if err != nil {
+		return sessions.Record{}, fmt.Errorf("redisstore: delete: %w", err)
+	}
+	rec, _, err := decodeRecord(res)
+	if err != nil {
+		return sessions.Record{}, fmt.Errorf("redisstore: delete: %w", err)
+	}
+	if s.cluster {
+		s.dropPointers(ctx, []string{h})
+	}
+	return rec, nil
+}
+
+// DeleteUser implements sessions.Store. Sessions of the user that expired
+// but were not yet swept are left to Expired.
+func (s *Store) DeleteUser(ctx context.Context, userID string) ([]sessions.Record, error) {
+	recs, err := s.user(ctx, userID, true)
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: delete user: %w", err)
+	}
+	return recs, nil
+}
+
+// UserSessions implements sessions.Store.
+func (s *Store) UserSessions(ctx context.Context, userID string) ([]sessions.Record, error) {
+	recs, err := s.user(ctx, userID, false)
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: user sessions: %w", err)
+	}
+	return recs, nil
+}
+
+func (s *Store) user(ctx context.Context, userID string, del bool) ([]sessions.Record, error) {
+	if userID == "" {
+		return nil, nil
+	}
+	uh := hashUser(userID)
+	k := s.shardOf(uh)
+	mode := "0"
+	if del {
+		mode = "1"
+	}
+	res, err := userScript.Run(ctx, s.c, []string{s.key(k, "u:"+uh)}, s.args(k, uh, micros(s.o.now()), mode)...).Slice()
+	if err != nil {
+		return nil, err
+	}
+	recs, hs, err := decodeRecords(res)
+	if err != nil {
+		return nil, err
+	}
+	if del && s.cluster {
+		s.dropPointers(ctx, hs)
+	}
+	if len(recs) == 0 {
+		return nil, nil
+	}
+	return recs, nil
+}
+
+// All implements sessions.Store. Its work is proportional to the number of
+// live sessions; it runs one script per shard group.
+func (s *Store) All(ctx context.Context) ([]sessions.Record, error) {
+	now := micros(s.o.now())
+	var all []sessions.Record
+	err := s.eachGroup(func(shards []string) error {
+		res, err := scanScript.Run(ctx, s.c, s.shardKeys(shards, "e"), s.args(appendShards([]any{now, "a"}, shards)...)...).Slice()
+		if err != nil {
+			return err
+		}
+		recs, _, err := decodeRecords(res)
+		all = append(all, recs...)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: all: %w", err)
+	}
+	return all, nil
+}
+
+// Count implements sessions.Store. It checks every live entry against its
+// record (so a key deleted behind the store's back is not counted and its
+// index entry is dropped): its work is proportional to the number of live
+// sessions.
+func (s *Store) Count(ctx context.Context, now time.Time) (int, int, error) {
+	var n, users int64
+	err := s.eachGroup(func(shards []string) error {
+		res, err := scanScript.Run(ctx, s.c, s.shardKeys(shards, "e"), s.args(appendShards([]any{micros(now), "c"}, shards)...)...).Int64Slice()
+		if err != nil {
+			return err
+		}
+		if len(res) != 2 {
+			return fmt.Errorf("unexpected reply %v", res)
+		}
+		n += res[0]
+		users += res[1]
+		return nil
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("redisstore: count: %w", err)
+	}
+	return int(n), int(users), nil
+}
+
+// eachGroup calls f with all shards at once, or on Cluster with one shard
+// at a time (a script must stay within one hash slot there).
+func (s *Store) eachGroup(f func(shards []string) error) error {
+	if !s.cluster {
+		return f(s.shardID)
+	}
+	for _, k := range s.shardID {
+		if err := f([]string{k}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Store) shardKeys(shards []string, suffix string) []string {
+	keys := make([]string, len(shards))
+	for i, k := range shards {
+		keys[i] = s.key(k, suffix)
+	}
+	return keys
+}
+
+func appendShards(args []any, shards []string) []any {
+	for _, k := range shards {
+		args = append(args, k)
+	}
+	return args
+}
+
+// Expired implements sessions.Store. Claimed sessions stay in Redis under a
+// lease (WithLease) until Ack; a claim not acknowledged in time is returned
+// again by a later call. The work is proportional to what is due, plus a
+// constant per shard.
+func (s *Store) Expired(ctx context.Context, now time.Time, max int) ([]sessions.Record, error) {
+	if max <= 0 {
+		return nil, nil
+	}
+	// Start at a different shard each time so that a small max does not
+	// starve the last shards.
+	start := int(s.rotate.Add(1)) % s.o.shards
+	order := make([]string, 0, s.o.shards)
+	order = append(append(order, s.shardID[start:]...), s.shardID[:start]...)
+	nowus := micros(now)
+	var out []sessions.Record
+	var hs []string
+	step := func(shards []string) error {
+		for len(out) < max {
+			want := min(max-len(out), s.o.sweepBatch)
+			keys := append(s.shardKeys(shards, "e"), s.shardKeys(shards, "l")...)
+			res, err := expiredScript.Run(ctx, s.c, keys, s.args(appendShards([]any{nowus, want, int64(s.o.lease / time.Microsecond)}, shards)...)...).Slice()
+			if err != nil {
+				return err
+			}
+			recs, rhs, err := decodeRecords(res)
+			if err != nil {
+				return err
+			}
+			out = append(out, recs...)
+			hs = append(hs, rhs...)
+			s.mu.Lock()
+			if len(s.claims)+len(rhs) > maxCache {
+				clear(s.claims)
+			}
+			for i, h := range rhs {
+				s.claims[h] = shardOfRecord(recs[i], h, s)
+			}
+			s.mu.Unlock()
+			if len(recs) < want {
+				return nil
+			}
+		}
+		return nil
+	}
+	var err error
+	if s.cluster {
+		for _, k := range order {
+			if err = step([]string{k}); err != nil || len(out) >= max {
+				break
+			}
+		}
+		s.dropPointers(ctx, hs)
+	} else {
+		err = step(order)
+	}
+	if err != nil {
+		// Whatever was claimed before the failure is returned too, so that
+		// the caller handles it instead of waiting for the lease.
+		return out, fmt.Errorf("redisstore: expired: %w", err)
+	}
+	return out, nil
+}
+
+// Ack implements sessions.Store: it forgets claimed sessions whose endings
+// were handled. IDs that are not claimed are ignored. An ID this Store
+// claimed costs one removal; another (claimed by a Store that since died,
+// say) is looked for in every shard.
+func (s *Store) Ack(ctx context.Context, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	byShard := make(map[string][]any) // "" → shard unknown
+	s.mu.Lock()
+	for _, id := range ids {
+		h := hashID(id)
+		k := s.claims[h]
+		delete(s.claims, h)
+		byShard[k] = append(byShard[k], k, h)
+	}
+	s.mu.Unlock()
+	var err error
+	if !s.cluster {
+		var args []any
+		for _, pairs := range byShard {
+			args = append(args, pairs...)
+		}
+		err = ackScript.Run(ctx, s.c, s.shardKeys(s.shardID, "l"), s.args(args...)...).Err()
+	} else {
+		for k, pairs := range byShard {
+			if k != "" {
+				err = errors.Join(err, ackScript.Run(ctx, s.c, []string{s.key(k, "l")}, s.args(pairs...)...).Err())
+				continue
+			}
+			for _, k := range s.shardID {
+				args := make([]any, 0, len(pairs))
+				for i := 1; i < len(pairs); i += 2 {
+					args = append(args, k, pairs[i])
+				}
+				err = errors.Join(err, ackScript.Run(ctx, s.c, []string{s.key(k, "l")}, s.args(args...)...).Err())
+			}
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("redisstore: ack: %w", err)
+	}
+	return nil
+}
+
+// shardOfRecord returns the shard a claimed record lives in: its user's,
+// or its own for an anonymous session.
+func shardOfRecord(rec sessions.Record, h string, s *Store) string {
+	if rec.UserID != "" {
+		return s.shardOf(hashUser(rec.UserID))
+	}
+	return s.shardOf(h)
+}
+
+// stored holds the script-side fields of a decoded record.
+type stored struct {
+	h      string
+	au, dl int64
+}
+
+func decodeRecords(v any) ([]sessions.Record, []string, error) {
+	list, ok := v.([]any)
+	if !ok {
+		return nil, nil, fmt.Errorf("unexpected reply %T", v)
+	}
+	recs := make([]sessions.Record, 0, len(list))
+	hs := make([]string, 0, len(list))
+	for _, item := range list {
+		fields, ok := item.([]any)
+		if !ok {
+			return nil, nil, fmt.Errorf("unexpected reply %T", item)
+		}
+		rec, f, err := decodeRecord(fields)
+		if err != nil {
+			return nil, nil, err
+		}
+		recs = append(recs, rec)
+		hs = append(hs, f.h)
+	}
+	return recs, hs, nil
+}
+
+// decodeRecord decodes the reply of HGETALL on a session hash.
+func decodeRecord(fields []any) (sessions.Record, stored, error) {
+	var rec sessions.Record
+	var f stored
+	if len(fields)%2 != 0 {
+		return rec, f, errors.New("odd number of fields in record")
+	}
+	var err error
+	num := func(s string) int64 {
+		n, e := strconv.ParseInt(s, 10, 64)
+		if e != nil && err == nil {
+			err = fmt.Errorf("bad number %q in record", s)
+		}
+		return n
+	}
+	tm := func(s string) time.Time {
+		if s == "" {
+			return time.Time{}
+		}
+		return time.Unix(0, num(s))
+	}
+	for i := 0; i < len(fields); i += 2 {
+		name, _ := fields[i].(string)
+		val, _ := fields[i+1].(string)
+		if v, ok := strings.CutPrefix(name, valuePrefix); ok {
+			if rec.Values == nil {
+				rec.Values = make(map[string][]byte)
+			}
+			rec.Values[v] = []byte(val)
+			continue
+		}
+		switch name {
+		case "h":
+			f.h = val
+		case "sid":
+			rec.SealedID = []byte(val)
+		case "uid":
+			rec.UserID = val
+		case "c":
+			rec.CreatedAt = tm(val)
+		case "a":
+			rec.LastActivity = tm(val)
+		case "au":
+			f.au = num(val)
+		case "dl":
+			f.dl = num(val)
+		case "it":
+			rec.IdleTimeout = time.Duration(num(val))
+		case "ad":
+			rec.AbsoluteDeadline = tm(val)
+		case "ua":
+			rec.UserAgent = val
+		case "ra":
+			rec.RemoteAddr = val
+		}
+	}
+	if f.h == "" && err == nil {
+		err = errors.New("record without hash")
+	}
+	return rec, f, err
+}
