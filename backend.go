@@ -133,25 +133,9 @@ type storeBackend struct {
 }
 
 func (b *storeBackend) create(ctx context.Context, s *Session, now time.Time) ([]Event, error) {
-	rec := Record{
-		ID:           s.ID(),
-		UserID:       s.userID,
-		CreatedAt:    s.CreatedAt(),
-		LastActivity: s.LastActivity(),
-		IdleTimeout:  s.idle,
-		UserAgent:    s.UserAgent(),
-		RemoteAddr:   s.RemoteAddr(),
-		Values:       make(map[string][]byte, len(s.data)),
-	}
-	if s.absolute != 0 {
-		rec.AbsoluteDeadline = time.Unix(0, s.absolute)
-	}
-	for _, e := range s.data {
-		v, err := encodeValue(e.val)
-		if err != nil {
-			return nil, fmt.Errorf("value %q: %w", e.key, err)
-		}
-		rec.Values[e.key] = v
+	rec, err := s.record()
+	if err != nil {
+		return nil, err
 	}
 	sealed, err := b.sealer.seal(rec.ID)
 	if err != nil {
@@ -280,21 +264,8 @@ func (b *storeBackend) session(rec Record, id uuid.UUID) *Session {
 	if id == (uuid.UUID{}) {
 		id, _ = uuid.Parse(b.id(rec))
 	}
-	s := &Session{
-		id:      id,
-		userID:  rec.UserID,
-		created: rec.CreatedAt.UnixNano(),
-		idle:    rec.IdleTimeout,
-		heapIdx: -1,
-		sh:      &sharedState{b: b},
-	}
-	if !rec.AbsoluteDeadline.IsZero() {
-		s.absolute = rec.AbsoluteDeadline.UnixNano()
-	}
-	s.last.Store(rec.LastActivity.UnixNano())
-	if rec.UserAgent != "" || rec.RemoteAddr != "" {
-		s.info = &clientInfo{userAgent: rec.UserAgent, remoteAddr: rec.RemoteAddr}
-	}
+	s := newSession(rec, id)
+	s.sh = &sharedState{b: b}
 	s.setData(b.values(rec))
 	return s
 }

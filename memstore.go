@@ -514,19 +514,12 @@ func sessionFromRecord(rec Record) (*Session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sessions: memory store: record ID: %w", err)
 	}
-	s := &Session{
-		id:      id,
-		userID:  rec.UserID,
-		created: rec.CreatedAt.UnixNano(),
-		idle:    rec.IdleTimeout,
-		heapIdx: -1,
-	}
-	if !rec.AbsoluteDeadline.IsZero() {
-		s.absolute = rec.AbsoluteDeadline.UnixNano()
-	}
-	s.last.Store(rec.LastActivity.UnixNano())
-	if rec.UserAgent != "" || rec.RemoteAddr != "" || rec.SealedID != nil {
-		s.info = &clientInfo{rec.UserAgent, rec.RemoteAddr, slices.Clone(rec.SealedID)}
+	s := newSession(rec, id)
+	if rec.SealedID != nil {
+		if s.info == nil {
+			s.info = &clientInfo{}
+		}
+		s.info.sealedID = slices.Clone(rec.SealedID)
 	}
 	for k, b := range rec.Values {
 		s.data = append(s.data, entry{k, rawValue(slices.Clone(b))})
@@ -534,38 +527,13 @@ func sessionFromRecord(rec Record) (*Session, error) {
 	return s, nil
 }
 
-// rawValue is a value that came in through the Store interface, already
-// encoded; it goes back out byte for byte.
-type rawValue []byte
-
 // recordOf copies s into a Record; values that cannot be encoded are left
 // out (a Manager never reads memory sessions through Records).
 func recordOf(s *Session) Record {
-	rec := Record{
-		ID:           s.ID(),
-		UserID:       s.userID,
-		CreatedAt:    s.CreatedAt(),
-		LastActivity: s.LastActivity(),
-		IdleTimeout:  s.idle,
-		UserAgent:    s.UserAgent(),
-		RemoteAddr:   s.RemoteAddr(),
-	}
-	if s.absolute != 0 {
-		rec.AbsoluteDeadline = time.Unix(0, s.absolute)
-	}
+	rec, _ := s.record()
 	if s.info != nil {
 		rec.SealedID = slices.Clone(s.info.sealedID)
 	}
-	s.mu.Lock()
-	rec.Values = make(map[string][]byte, len(s.data))
-	for _, e := range s.data {
-		if raw, ok := e.val.(rawValue); ok {
-			rec.Values[e.key] = slices.Clone(raw)
-		} else if b, err := encodeValue(e.val); err == nil {
-			rec.Values[e.key] = b
-		}
-	}
-	s.mu.Unlock()
 	return rec
 }
 
