@@ -25,8 +25,9 @@ type backend interface {
 	userSessions(ctx context.Context, user string, now time.Time) ([]*Session, error)
 	all(ctx context.Context, now time.Time) ([]*Session, error)
 	// expired claims expired sessions; ack, when not nil, must be called
-	// with their IDs once their hooks have run.
-	expired(ctx context.Context, now time.Time, max int) (evs []Event, ack func(ids []string), err error)
+	// with their IDs once their hooks have run. Unless detail is set (a
+	// hook will read them), the events may carry only their Reason.
+	expired(ctx context.Context, now time.Time, max int, detail bool) (evs []Event, ack func(ids []string), err error)
 	count(ctx context.Context, now time.Time) (sessions, users int, err error)
 }
 
@@ -93,11 +94,15 @@ func (b *memBackend) all(_ context.Context, now time.Time) ([]*Session, error) {
 	return b.st.all(now.UnixNano()), nil
 }
 
-func (b *memBackend) expired(_ context.Context, now time.Time, max int) ([]Event, func([]string), error) {
+func (b *memBackend) expired(_ context.Context, now time.Time, max int, detail bool) ([]Event, func([]string), error) {
 	ss := b.st.expired(now.UnixNano(), max)
 	evs := make([]Event, len(ss))
 	for i, s := range ss {
-		evs[i] = s.event(s.expiryReason(), now)
+		if detail {
+			evs[i] = s.event(s.expiryReason(), now)
+		} else {
+			evs[i].Reason = s.expiryReason()
+		}
 	}
 	return evs, nil, nil
 }
@@ -195,7 +200,7 @@ func (b *storeBackend) all(ctx context.Context, _ time.Time) ([]*Session, error)
 	return b.sessions(recs), err
 }
 
-func (b *storeBackend) expired(ctx context.Context, now time.Time, max int) ([]Event, func([]string), error) {
+func (b *storeBackend) expired(ctx context.Context, now time.Time, max int, _ bool) ([]Event, func([]string), error) {
 	recs, err := b.st.Expired(ctx, now, max)
 	evs := make([]Event, len(recs))
 	for i, rec := range recs {

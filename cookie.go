@@ -88,15 +88,19 @@ func (c *cookieCodec) expire(w http.ResponseWriter) {
 // only if the very same value verified before, under the same keys.
 // Anything else goes to the full check.
 func unverified(value string) (id uuid.UUID, ok bool) {
-	var buf [512]byte
-	if base64.URLEncoding.DecodedLen(len(value)) > len(buf) {
-		return id, false
+	// The value is base64("date|base64(id)|mac") with a decimal date: for
+	// any date up to 11 digits the ID and the '|' after it lie in the first
+	// 39 bytes, so only the characters that encode them are decoded.
+	const prefix = 52 // characters, a multiple of 4: 39 bytes
+	if len(value) <= prefix {
+		return id, false // shorter than any value we issue
 	}
-	n, err := base64.URLEncoding.Decode(buf[:], []byte(value))
+	var buf [prefix / 4 * 3]byte
+	n, err := base64.URLEncoding.Decode(buf[:], []byte(value[:prefix]))
 	if err != nil {
 		return id, false
 	}
-	b := buf[:n] // "date|base64(id)|mac"
+	b := buf[:n] // "date|base64(id)|" and the start of the MAC
 	i := bytes.IndexByte(b, '|')
 	if i < 0 {
 		return id, false

@@ -33,6 +33,13 @@ func newHookRunner(log *slog.Logger) *hookRunner {
 	return h
 }
 
+// hooked reports whether any hook is registered.
+func (h *hookRunner) hooked() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.hooks) > 0
+}
+
 func (h *hookRunner) add(f func(Event)) {
 	h.mu.Lock()
 	h.hooks = append(h.hooks[:len(h.hooks):len(h.hooks)], f)

@@ -315,7 +315,8 @@ func (m *Manager) sweep(ctx context.Context) (int, error) {
 	total := 0
 	for {
 		now := time.Now()
-		evs, ack, err := m.b.expired(ctx, now, sweepBatch)
+		hooked := m.hooks.hooked()
+		evs, ack, err := m.b.expired(ctx, now, sweepBatch, hooked)
 		jobs := m.jobs(evs)
 		if ack != nil { // acknowledge in small chunks, so a lease outlives the hooks of a chunk
 			for i := 0; i < len(jobs); i += ackChunk {
@@ -327,7 +328,9 @@ func (m *Manager) sweep(ctx context.Context) (int, error) {
 				jobs[j-1].after = func() { ack(ids) }
 			}
 		}
-		m.hooks.enqueue(jobs...)
+		if hooked || ack != nil { // else nothing would read them
+			m.hooks.enqueue(jobs...)
+		}
 		total += len(evs)
 		if err != nil {
 			return total, m.storeErr("sweep", err)

@@ -21,6 +21,21 @@ type requestState struct {
 	s atomic.Pointer[Session]
 }
 
+// stateContext is the context the Middleware gives a request: its parent
+// with the requestState as the value of ctxKey{}. It is context.WithValue
+// and the state in one allocation instead of two.
+type stateContext struct {
+	context.Context
+	st requestState
+}
+
+func (c *stateContext) Value(key any) any {
+	if key == (ctxKey{}) {
+		return &c.st
+	}
+	return c.Context.Value(key)
+}
+
 // FromContext returns the session of the request whose context ctx is, as
 // the Middleware found it or Start and End have since left it.
 func FromContext(ctx context.Context) (*Session, bool) {
@@ -58,7 +73,9 @@ func (m *Manager) state(r *http.Request) *requestState {
 // was written yet, else to the log.
 func (m *Manager) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		st := &requestState{m: m}
+		sc := &stateContext{Context: r.Context()}
+		st := &sc.st
+		st.m = m
 		if value, ok := readCookie(r, m.cfg.Cookie.Name); ok {
 			s, err := m.fromCookie(r.Context(), value)
 			switch {
@@ -74,7 +91,7 @@ func (m *Manager) Middleware(next http.Handler) http.Handler {
 				return
 			}
 		}
-		r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, st))
+		r = r.WithContext(sc)
 		if m.mem != nil {
 			next.ServeHTTP(w, r)
 			return
