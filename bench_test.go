@@ -1,0 +1,730 @@
+package sessions_test
+
+// Benchmarks of the request path and of the memory store (issue 4).
+//
+// Populations of 1k and 100k live sessions always run; 1M runs only when
+// SESSIONS_BENCH_FULL=1 is set and -short is not (building a million
+// sessions takes seconds). CI runs them once each to keep them compiling and
+// working, in well under a minute:
+//
+//	go test -run '^$' -bench . -benchtime=1x -short .
+//
+// A full run, to read numbers from:
+//
+//	SESSIONS_BENCH_FULL=1 go test -run '^$' -bench . -count 6 -timeout 60m . | tee new.txt
+//
+// The comparison with scs and gorilla/sessions lives in the benchmarks/
+// module (benchmarks/run.sh).
+//
+// Every request goes through the same path as the bare-handler baseline: a
+// new *http.Request with one Cookie header and a new httptest.ResponseRecorder
+// per request, so the difference from BenchmarkRequest/bare is what the
+// Middleware costs.
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"runtime"
+	"runtime/metrics"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tokyopredictor/sessions"
+)
+
+// benchFullEnv turns on the 1M-session populations (with -short unset).
+const benchFullEnv = "SESSIONS_BENCH_FULL"
+
+// benchKey is fixed so that runs are comparable; it signs nothing real.
+var benchKey = []byte("bench-key-0123456789abcdefghijkl")
+
+// chunkSize is how many Start or End requests run between two untimed
+// refills, so the population stays within chunkSize of its size.
+const chunkSize = 1024
+
+var benchURL = &url.URL{Scheme: "http", Host: "example.com", Path: "/"}
+
+func benchSizes() []int {
+	sizes := []int{1_000, 100_000}
+	if !testing.Short() && os.Getenv(benchFullEnv) == "1" {
+		sizes = append(sizes, 1_000_000)
+	}
+	return sizes
+}
+
+func sizeName(n int) string {
+	switch {
+	case n >= 1_000_000 && n%1_000_000 == 0:
+		return strconv.Itoa(n/1_000_000) + "M"
+	case n >= 1_000 && n%1_000 == 0:
+		return strconv.Itoa(n/1_000) + "k"
+	}
+	return strconv.Itoa(n)
+}
+
+func benchConfig() sessions.Config {
+	return sessions.Config{
+		DisableAutoCleanup: true, // sweeps are measured apart, in BenchmarkSweep
+		Keys:               [][]byte{benchKey},
+	}
+}
+
+func newBenchManager(b *testing.B, cfg sessions.Config, opts ...sessions.Option) *sessions.Manager {
+	b.Helper()
+	m, err := sessions.NewManager(cfg, opts...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = m.Close() })
+	return m
+}
+
+// userName returns the i-th user ID, 7 bytes like the payload's "u123456"
+// for i below a million.
+func userName(i int) string { return fmt.Sprintf("u%06d", i) }
+
+// payload is the session data of issue 4's memory target.
+func payload(user string) map[string]any {
+	return map[string]any{"user_id": user, "saldo": 1000}
+}
+
+// newRequest returns a GET / carrying cookie ("name=value") when it is not
+// empty. It is built by hand, not parsed, so that the harness costs little
+// and the same for every row.
+func newRequest(cookie string) *http.Request {
+	r := &http.Request{
+		Method:     http.MethodGet,
+		URL:        benchURL,
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: 1,
+		Header:     make(http.Header, 2),
+		Host:       "example.com",
+		RemoteAddr: "192.0.2.1:1234",
+		RequestURI: "/",
+	}
+	if cookie != "" {
+		r.Header["Cookie"] = []string{cookie}
+	}
+	return r
+}
+
+// serve runs one request through h and returns the recorder.
+func serve(h http.Handler, r *http.Request) *httptest.ResponseRecorder {
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, r)
+	return rec
+}
+
+// headerWriter is a ResponseWriter that keeps only headers, for building
+// populations quickly.
+type headerWriter struct{ h http.Header }
+
+func (w *headerWriter) Header() http.Header         { return w.h }
+func (w *headerWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (w *headerWriter) WriteHeader(int)             {}
+
+// setCookie returns the "name=value" pair of the session cookie set in h.
+func setCookie(h http.Header) (string, error) {
+	for _, sc := range h["Set-Cookie"] {
+		pair, _, _ := strings.Cut(sc, ";")
+		if _, v, ok := strings.Cut(pair, "="); ok && v != "" {
+			return pair, nil
+		}
+	}
+	return "", errors.New("no session cookie in the response")
+}
+
+// login starts a session for user with the payload and returns its cookie.
+func login(m *sessions.Manager, user string) (string, error) {
+	w := &headerWriter{h: make(http.Header)}
+	if _, err := m.Start(w, newRequest(""), user, payload(user)); err != nil {
+		return "", err
+	}
+	return setCookie(w.h)
+}
+
+// fill runs f(i) for i in [from, to) on GOMAXPROCS goroutines.
+func fill(b *testing.B, from, to int, f func(i int) error) {
+	b.Helper()
+	workers := runtime.GOMAXPROCS(0)
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := from + w; i < to; i += workers {
+				if err := f(i); err != nil {
+					errs[w] = err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// population is a manager on the memory store holding live sessions, with
+// the cookies of those sessions in a random order (so that requests do not
+// walk memory in allocation order).
+type population struct {
+	m       *sessions.Manager
+	cookies []string
+}
+
+func newPopulation(b *testing.B, n int) *population {
+	b.Helper()
+	p := &population{m: newBenchManager(b, benchConfig()), cookies: make([]string, n)}
+	fill(b, 0, n, func(i int) (err error) {
+		p.cookies[i], err = login(p.m, userName(i))
+		return err
+	})
+	rand.New(rand.NewPCG(1, 2)).Shuffle(n, func(i, j int) {
+		p.cookies[i], p.cookies[j] = p.cookies[j], p.cookies[i]
+	})
+	if got := p.m.Stats().ActiveSessions; got != n {
+		b.Fatalf("population has %d live sessions, want %d", got, n)
+	}
+	return p
+}
+
+// tamper returns cookie with one byte of its MAC changed: the ID still names
+// a live session, but the signature no longer verifies.
+func tamper(b *testing.B, cookie string) string {
+	b.Helper()
+	name, value, _ := strings.Cut(cookie, "=")
+	raw, err := base64.URLEncoding.DecodeString(value)
+	if err != nil || len(raw) < 32 {
+		b.Fatalf("cookie value does not decode: %v", err)
+	}
+	raw[len(raw)-32] ^= 1 // the first byte of the HMAC-SHA256
+	return name + "=" + base64.URLEncoding.EncodeToString(raw)
+}
+
+var okBody = []byte("ok")
+
+// The application handlers. Each answers 200 when it found what the
+// workload expects and another status otherwise, so that a benchmark fails
+// rather than measures the wrong path.
+
+func bareApp(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(okBody) }
+
+func readApp(w http.ResponseWriter, r *http.Request) {
+	s, ok := sessions.FromContext(r.Context())
+	if !ok {
+		http.Error(w, "no session", http.StatusNotFound)
+		return
+	}
+	if _, ok := s.Get("user_id"); !ok {
+		http.Error(w, "no user_id", http.StatusInternalServerError)
+		return
+	}
+	_, _ = w.Write(okBody)
+}
+
+func writeApp(w http.ResponseWriter, r *http.Request) {
+	s, ok := sessions.FromContext(r.Context())
+	if !ok {
+		http.Error(w, "no session", http.StatusNotFound)
+		return
+	}
+	s.Set("saldo", 1000+int(r.ContentLength)) // a computed value, as an app would set
+	_, _ = w.Write(okBody)
+}
+
+func noSessionApp(w http.ResponseWriter, r *http.Request) {
+	if _, ok := sessions.FromContext(r.Context()); ok {
+		http.Error(w, "unexpected session", http.StatusInternalServerError)
+		return
+	}
+	_, _ = w.Write(okBody)
+}
+
+func startApp(m *sessions.Manager) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		user := r.Header["X-User"][0]
+		if _, err := m.Start(w, r, user, payload(user)); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		_, _ = w.Write(okBody)
+	}
+}
+
+func endApp(m *sessions.Manager) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := sessions.FromContext(r.Context()); !ok {
+			http.Error(w, "no session", http.StatusNotFound)
+			return
+		}
+		if err := m.End(w, r); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		_, _ = w.Write(okBody)
+	}
+}
+
+var modes = []struct {
+	name     string
+	parallel bool
+}{{"serial", false}, {"parallel", true}}
+
+// runRequests serves b.N requests through h, the i-th carrying
+// cookies[i%len(cookies)], serially or on GOMAXPROCS goroutines.
+func runRequests(b *testing.B, parallel bool, h http.Handler, cookies []string) {
+	b.ReportAllocs()
+	b.ResetTimer()
+	if !parallel {
+		for i := range b.N {
+			if rec := serve(h, newRequest(cookies[i%len(cookies)])); rec.Code != http.StatusOK {
+				b.Fatalf("status %d: %s", rec.Code, rec.Body)
+			}
+		}
+		return
+	}
+	var worker atomic.Int64
+	b.RunParallel(func(pb *testing.PB) {
+		// Workers start far apart, so they rarely share a session.
+		i := int(worker.Add(1)-1) * (len(cookies)/runtime.GOMAXPROCS(0) + 1)
+		for ; pb.Next(); i++ {
+			if rec := serve(h, newRequest(cookies[i%len(cookies)])); rec.Code != http.StatusOK {
+				b.Errorf("status %d: %s", rec.Code, rec.Body)
+				return
+			}
+		}
+	})
+}
+
+// runChunked runs b.N operations in chunks of at most chunkSize: prep(n)
+// and after(n) run with the timer stopped around each chunk of n, and op(i)
+// for i in [0, n), serially or spread over GOMAXPROCS goroutines.
+func runChunked(b *testing.B, parallel bool, prep, after func(n int), op func(i int) error) {
+	b.ReportAllocs()
+	workers := 1
+	if parallel {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	errs := make([]error, workers)
+	b.StopTimer()
+	b.ResetTimer()
+	for done := 0; done < b.N; {
+		n := min(chunkSize, b.N-done)
+		prep(n)
+		b.StartTimer()
+		if workers == 1 {
+			for i := range n {
+				if errs[0] = op(i); errs[0] != nil {
+					break
+				}
+			}
+		} else {
+			var wg sync.WaitGroup
+			for w := range workers {
+				wg.Go(func() {
+					for i := w; i < n; i += workers {
+						if errs[w] = op(i); errs[w] != nil {
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+		}
+		b.StopTimer()
+		if err := errors.Join(errs...); err != nil {
+			b.Fatal(err)
+		}
+		after(n)
+		done += n
+	}
+}
+
+func statusErr(rec *httptest.ResponseRecorder) error {
+	if rec.Code != http.StatusOK {
+		return fmt.Errorf("status %d: %s", rec.Code, rec.Body)
+	}
+	return nil
+}
+
+// BenchmarkRequest measures one request through the Middleware on the
+// memory store, for each workload, with 1k, 100k (and 1M) live sessions,
+// against a bare handler through the same harness.
+//
+//   - read-hit: a valid cookie of a live session; the handler reads a value.
+//   - write-hit: the same; the handler sets a value.
+//   - miss: no cookie.
+//   - bad-cookie: a live session's cookie with its MAC altered.
+//   - start: a login (Manager.Start) from a request with no session.
+//   - end: a logout (Manager.End) of a live session.
+func BenchmarkRequest(b *testing.B) {
+	b.Run("bare", func(b *testing.B) {
+		cookies := []string{"__Host-session=MTc2NDI2NzAwMHxBQUFBQUFBQUFBQUFBQUFBQUFBQUFBPT18AAAA"}
+		for _, mode := range modes {
+			b.Run(mode.name, func(b *testing.B) {
+				runRequests(b, mode.parallel, http.HandlerFunc(bareApp), cookies)
+			})
+		}
+	})
+	for _, n := range benchSizes() {
+		b.Run("live="+sizeName(n), func(b *testing.B) {
+			p := newPopulation(b, n)
+			m := p.m
+			forged := make([]string, min(n, 1024))
+			for i := range forged {
+				forged[i] = tamper(b, p.cookies[i])
+			}
+			simple := []struct {
+				name    string
+				h       http.HandlerFunc
+				cookies []string
+			}{
+				{"read-hit", readApp, p.cookies},
+				{"write-hit", writeApp, p.cookies},
+				{"miss", noSessionApp, []string{""}},
+				{"bad-cookie", noSessionApp, forged},
+			}
+			for _, wl := range simple {
+				h := m.Middleware(wl.h)
+				for _, mode := range modes {
+					b.Run(wl.name+"/"+mode.name, func(b *testing.B) {
+						runRequests(b, mode.parallel, h, wl.cookies)
+					})
+				}
+			}
+
+			var logins atomic.Int64 // user numbers for logins, above the population's
+			logins.Store(int64(n))
+			for _, mode := range modes {
+				b.Run("start/"+mode.name, func(b *testing.B) {
+					h := m.Middleware(startApp(m))
+					users := make([]string, chunkSize)
+					recs := make([]*httptest.ResponseRecorder, chunkSize)
+					end := m.Middleware(endApp(m))
+					runChunked(b, mode.parallel,
+						func(k int) {
+							for i := range k {
+								users[i] = userName(int(logins.Add(1)))
+							}
+						},
+						func(k int) { // log the new sessions out, untimed
+							for i := range k {
+								c, err := setCookie(recs[i].Header())
+								if err == nil {
+									err = statusErr(serve(end, newRequest(c)))
+								}
+								if err != nil {
+									b.Fatal(err)
+								}
+							}
+						},
+						func(i int) error {
+							r := newRequest("")
+							r.Header["X-User"] = []string{users[i]}
+							recs[i] = serve(h, r)
+							return statusErr(recs[i])
+						})
+				})
+			}
+			for _, mode := range modes {
+				b.Run("end/"+mode.name, func(b *testing.B) {
+					h := m.Middleware(endApp(m))
+					cookies := make([]string, chunkSize)
+					runChunked(b, mode.parallel,
+						func(k int) { // sessions to end, untimed
+							for i := range k {
+								c, err := login(m, userName(int(logins.Add(1))))
+								if err != nil {
+									b.Fatal(err)
+								}
+								cookies[i] = c
+							}
+						},
+						func(int) {},
+						func(i int) error { return statusErr(serve(h, newRequest(cookies[i]))) })
+				})
+			}
+			if got := m.Stats().ActiveSessions; got != n {
+				b.Errorf("population has %d live sessions after the workloads, want %d", got, n)
+			}
+		})
+	}
+}
+
+// expiredSet adds k sessions that have expired to the store of short, a
+// manager whose IdleTimeout is shortIdle, and returns once they all have.
+func expiredSet(b *testing.B, short *sessions.Manager, k int, round int) {
+	b.Helper()
+	ctx := context.Background()
+	fill(b, 0, k, func(i int) error {
+		user := "x" + strconv.Itoa(round) + "-" + strconv.Itoa(i)
+		_, err := short.Create(ctx, user, payload(user))
+		return err
+	})
+	// Poll (bounded) until the last of them is past its idle deadline.
+	deadline := time.Now().Add(5 * time.Second)
+	last := time.Now()
+	for time.Since(last) <= shortIdle {
+		if time.Now().After(deadline) {
+			b.Fatal("expired sessions did not expire in time")
+		}
+		runtime.Gosched()
+	}
+}
+
+const shortIdle = time.Microsecond
+
+// sweepSetup returns a manager holding n live sessions, the cookies of 1024
+// of them (for probe requests), and a manager sharing its store whose
+// sessions expire after shortIdle.
+func sweepSetup(b *testing.B, n int) (m, short *sessions.Manager, cookies []string) {
+	b.Helper()
+	st := sessions.NewMemoryStore()
+	m = newBenchManager(b, benchConfig(), sessions.WithStore(st))
+	cfg := benchConfig()
+	cfg.IdleTimeout = shortIdle
+	short = newBenchManager(b, cfg, sessions.WithStore(st))
+	probes := min(n, 1024)
+	cookies = make([]string, probes)
+	ctx := context.Background()
+	fill(b, 0, n, func(i int) (err error) {
+		user := userName(i)
+		if i < probes {
+			cookies[i], err = login(m, user)
+			return err
+		}
+		_, err = m.Create(ctx, user, payload(user))
+		return err
+	})
+	return m, short, cookies
+}
+
+// probe serves read-hit requests through h until stop is closed and
+// returns the longest a request took and how many ran.
+func probe(h http.Handler, cookies []string, stop <-chan struct{}) (longest time.Duration, n int, err error) {
+	for i := 0; ; i++ {
+		select {
+		case <-stop:
+			return longest, n, nil
+		default:
+		}
+		t := time.Now()
+		rec := serve(h, newRequest(cookies[i%len(cookies)]))
+		longest = max(longest, time.Since(t))
+		n++
+		if err := statusErr(rec); err != nil {
+			return longest, n, err
+		}
+	}
+}
+
+// probeDuring runs f while probe requests run on another goroutine and
+// returns the longest request and the number of requests.
+func probeDuring(b *testing.B, h http.Handler, cookies []string, f func()) (time.Duration, int) {
+	stop := make(chan struct{})
+	type result struct {
+		longest time.Duration
+		n       int
+		err     error
+	}
+	done := make(chan result)
+	go func() {
+		l, n, err := probe(h, cookies, stop)
+		done <- result{l, n, err}
+	}()
+	f()
+	close(stop)
+	res := <-done
+	if res.err != nil {
+		b.Fatal(res.err)
+	}
+	return res.longest, res.n
+}
+
+// BenchmarkSweep measures Manager.Cleanup (one sweep) with n live sessions
+// and 1% or 10% of n more that have expired; ns/op is one sweep, hooks
+// included (none registered).
+//
+// The pause sub-benchmark serves read-hit requests on another goroutine
+// during each sweep and reports the longest (max-req-µs), next to the
+// longest over as long a time while a goroutine spins instead of sweeping
+// (max-req-idle-µs). To help tell waits on the sweep's locks from the rest
+// (garbage collection, two cores shared by sweep, hooks, requests and
+// collector) it also reports, from runtime/metrics over the sweep: the time
+// all goroutines spent blocked on sync.Mutex, RWMutex.Lock and runtime
+// locks (lock-wait-µs; RWMutex.RLock waits are not counted there), the
+// longest a runnable goroutine waited for a CPU (max-sched-µs, a histogram
+// bucket's upper bound) and the collections that ran (gc/sweep). Its ns/op
+// is not meaningful: the timer keeps running through making the expired
+// sessions and the baseline, so that b.N stays small.
+func BenchmarkSweep(b *testing.B) {
+	for _, n := range benchSizes() {
+		b.Run("live="+sizeName(n), func(b *testing.B) {
+			m, short, cookies := sweepSetup(b, n)
+			ctx := context.Background()
+			round := 0
+			sweep := func(b *testing.B, k int) {
+				got, err := m.Cleanup(ctx)
+				if err != nil || got != k {
+					b.Fatalf("Cleanup = %d, %v; want %d", got, err, k)
+				}
+			}
+			for _, pct := range []int{1, 10} {
+				k := n * pct / 100
+				b.Run(fmt.Sprintf("expired=%d%%", pct), func(b *testing.B) {
+					b.ReportAllocs()
+					for range b.N {
+						b.StopTimer()
+						round++
+						expiredSet(b, short, k, round)
+						b.StartTimer()
+						sweep(b, k)
+					}
+				})
+			}
+			k := n / 10
+			b.Run("pause/expired=10%", func(b *testing.B) {
+				h := m.Middleware(http.HandlerFunc(readApp))
+				var worst, worstIdle, worstLock, last, worstSched time.Duration
+				requests, cycles := 0, 0
+				for range b.N {
+					round++
+					expiredSet(b, short, k, round)
+					// The same probe for as long as the last sweep took while
+					// a goroutine spins instead: the latency requests see
+					// anyway on two shared cores.
+					idle, _ := probeDuring(b, h, cookies, func() {
+						t := time.Now()
+						for time.Since(t) < max(last, 20*time.Millisecond) {
+						}
+					})
+					worstIdle = max(worstIdle, idle)
+					t := time.Now()
+					w0 := runtimeWaits()
+					l, reqs := probeDuring(b, h, cookies, func() { sweep(b, k) })
+					w1 := runtimeWaits()
+					last = time.Since(t)
+					worst = max(worst, l)
+					worstLock = max(worstLock, w1.lock-w0.lock)
+					worstSched = max(worstSched, w0.maxSched(w1))
+					requests += reqs
+					cycles += int(w1.gc - w0.gc)
+				}
+				b.ReportMetric(float64(worst.Microseconds()), "max-req-µs")
+				b.ReportMetric(float64(worstIdle.Microseconds()), "max-req-idle-µs")
+				b.ReportMetric(float64(worstLock.Microseconds()), "lock-wait-µs")
+				b.ReportMetric(float64(worstSched.Microseconds()), "max-sched-µs")
+				b.ReportMetric(float64(cycles)/float64(b.N), "gc/sweep")
+				b.ReportMetric(float64(requests)/float64(b.N), "req/sweep")
+			})
+		})
+	}
+}
+
+var waitSamples = []metrics.Sample{
+	{Name: "/sync/mutex/wait/total:seconds"},
+	{Name: "/gc/cycles/total:gc-cycles"},
+	{Name: "/sched/latencies:seconds"},
+}
+
+// waits is a reading of the runtime's wait counters.
+type waits struct {
+	lock   time.Duration // goroutines blocked on sync.Mutex, RWMutex.Lock and runtime locks
+	gc     uint64        // completed collections
+	sched  []uint64      // histogram of the time goroutines waited to run
+	bounds []float64
+}
+
+func runtimeWaits() waits {
+	metrics.Read(waitSamples)
+	h := waitSamples[2].Value.Float64Histogram()
+	return waits{
+		lock:   time.Duration(waitSamples[0].Value.Float64() * 1e9),
+		gc:     waitSamples[1].Value.Uint64(),
+		sched:  slices.Clone(h.Counts),
+		bounds: h.Buckets,
+	}
+}
+
+// maxSched returns the upper bound of the longest a goroutine waited to run
+// between the readings w and after.
+func (w waits) maxSched(after waits) time.Duration {
+	for i := len(after.sched) - 1; i >= 0; i-- {
+		if after.sched[i] > w.sched[i] {
+			return time.Duration(min(after.bounds[i+1], 3600) * 1e9)
+		}
+	}
+	return 0
+}
+
+// heapInUse returns the bytes of live heap objects after a full collection.
+func heapInUse() uint64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}
+
+// BenchmarkMemory reports the heap each live session holds on the memory
+// store (B/session), with the payload {"user_id": "u123456", "saldo": 1000}:
+// "create" makes them with Manager.Create; "start" with Manager.Start from
+// requests that each carry their own User-Agent and remote address strings,
+// which the session keeps. ns/op is not meaningful: it covers making the n
+// sessions and two full collections (the timer keeps running, so that b.N
+// stays 1 when collecting a large heap takes long).
+func BenchmarkMemory(b *testing.B) {
+	const userAgent = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
+	ctx := context.Background()
+	for _, n := range benchSizes() {
+		for _, via := range []string{"create", "start"} {
+			b.Run("live="+sizeName(n)+"/via="+via, func(b *testing.B) {
+				var perSession float64
+				for range b.N {
+					m, err := sessions.NewManager(benchConfig())
+					if err != nil {
+						b.Fatal(err)
+					}
+					b.Cleanup(func() { _ = m.Close() }) // on failure; Close is idempotent
+					before := heapInUse()
+					for i := range n {
+						user := userName(i)
+						if via == "create" {
+							_, err = m.Create(ctx, user, payload(user))
+						} else {
+							r := newRequest("")
+							// Strings a server would have allocated for this request.
+							r.Header["User-Agent"] = []string{strings.Clone(userAgent)}
+							r.RemoteAddr = "192.0.2." + strconv.Itoa(i%250) + ":" + strconv.Itoa(1024+i%60000)
+							_, err = m.Start(&headerWriter{h: make(http.Header)}, r, user, payload(user))
+						}
+						if err != nil {
+							b.Fatal(err)
+						}
+					}
+					after := heapInUse()
+					perSession = (float64(after) - float64(before)) / float64(n)
+					if got := m.Stats().ActiveSessions; got != n {
+						b.Fatalf("%d live sessions, want %d", got, n)
+					}
+					runtime.KeepAlive(m)
+					_ = m.Close()
+				}
+				b.ReportMetric(perSession, "B/session")
+			})
+		}
+	}
+}

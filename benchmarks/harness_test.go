@@ -1,0 +1,351 @@
+package benchmarks
+
+// The request harness every library goes through, the population cache and
+// the knobs.
+//
+// Environment:
+//
+//	SESSIONS_BENCH_FULL=1   also run 100k and 1M live sessions (not with -short)
+//	SESSIONS_BENCH_REDIS    Redis address for the Redis rows (default 127.0.0.1:6379)
+//	CI                      when set, a missing Redis fails instead of skipping
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+)
+
+const benchFullEnv = "SESSIONS_BENCH_FULL"
+
+// chunkSize is how many start or end requests run between two untimed
+// refills, so that populations stay within chunkSize of their size.
+const chunkSize = 1024
+
+var (
+	benchURL = &url.URL{Scheme: "http", Host: "example.com", Path: "/"}
+	okBody   = []byte("ok")
+	// hashKey is fixed so that runs are comparable; it signs nothing real.
+	hashKey = []byte("bench-key-0123456789abcdefghijkl")
+)
+
+// full reports whether the 100k and 1M populations run.
+func full() bool { return !testing.Short() && os.Getenv(benchFullEnv) == "1" }
+
+// sizes returns the population sizes of the in-memory rows.
+func sizes() []int {
+	if full() {
+		return []int{1_000, 100_000, 1_000_000}
+	}
+	return []int{1_000}
+}
+
+func sizeName(n int) string {
+	switch {
+	case n >= 1_000_000 && n%1_000_000 == 0:
+		return strconv.Itoa(n/1_000_000) + "M"
+	case n >= 1_000 && n%1_000 == 0:
+		return strconv.Itoa(n/1_000) + "k"
+	}
+	return strconv.Itoa(n)
+}
+
+// userName returns the i-th user ID: 7 bytes like "u123456" below a million.
+func userName(i int) string { return fmt.Sprintf("u%06d", i) }
+
+// newRequest returns a GET / carrying cookie ("name=value") unless it is
+// empty, built by hand so that the harness costs little and the same for
+// every library.
+func newRequest(cookie string) *http.Request {
+	r := &http.Request{
+		Method:     http.MethodGet,
+		URL:        benchURL,
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: 1,
+		Header:     make(http.Header, 2),
+		Host:       "example.com",
+		RemoteAddr: "192.0.2.1:1234",
+		RequestURI: "/",
+	}
+	if cookie != "" {
+		r.Header["Cookie"] = []string{cookie}
+	}
+	return r
+}
+
+func serve(h http.Handler, r *http.Request) *httptest.ResponseRecorder {
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, r)
+	return rec
+}
+
+func statusErr(rec *httptest.ResponseRecorder) error {
+	if rec.Code != http.StatusOK {
+		return fmt.Errorf("status %d: %s", rec.Code, strings.TrimSpace(rec.Body.String()))
+	}
+	return nil
+}
+
+// headerWriter is a ResponseWriter that keeps only headers, for building
+// populations quickly.
+type headerWriter struct{ h http.Header }
+
+func newHeaderWriter() *headerWriter                { return &headerWriter{h: make(http.Header)} }
+func (w *headerWriter) Header() http.Header         { return w.h }
+func (w *headerWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (w *headerWriter) WriteHeader(int)             {}
+
+// setCookie returns the "name=value" pair of the first non-empty cookie
+// set in h.
+func setCookie(h http.Header) (string, error) {
+	for _, sc := range h["Set-Cookie"] {
+		pair, _, _ := strings.Cut(sc, ";")
+		if _, v, ok := strings.Cut(pair, "="); ok && v != "" {
+			return pair, nil
+		}
+	}
+	return "", errors.New("no session cookie in the response")
+}
+
+// tamper returns a securecookie-format cookie with the first byte of its
+// MAC changed, so that it no longer verifies.
+func tamper(cookie string) (string, error) {
+	name, value, _ := strings.Cut(cookie, "=")
+	raw, err := base64.URLEncoding.DecodeString(value)
+	if err != nil || len(raw) < 32 {
+		return "", fmt.Errorf("cookie value does not decode: %v", err)
+	}
+	raw[len(raw)-32] ^= 1
+	return name + "=" + base64.URLEncoding.EncodeToString(raw), nil
+}
+
+// fill runs f(i) for i in [0, n) on GOMAXPROCS goroutines.
+func fill(n int, f func(i int) error) error {
+	workers := runtime.GOMAXPROCS(0)
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < n; i += workers {
+				if err := f(i); err != nil {
+					errs[w] = err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func shuffle(s []string) {
+	rand.New(rand.NewPCG(1, 2)).Shuffle(len(s), func(i, j int) { s[i], s[j] = s[j], s[i] })
+}
+
+// The population cache: a library's instance with n live sessions is built
+// once per process and shared by every benchmark that needs it; TestMain
+// closes them all.
+var (
+	cacheMu sync.Mutex
+	cache   = map[string]*instance{}
+	closers []func()
+)
+
+func cached(b *testing.B, key string, build func() (*instance, error)) *instance {
+	b.Helper()
+	cacheMu.Lock()
+	in, ok := cache[key]
+	cacheMu.Unlock()
+	if ok {
+		return in
+	}
+	// Benchmarks run one at a time: no other caller builds key meanwhile.
+	// build may itself use the cache.
+	in, err := build()
+	if err != nil {
+		b.Fatalf("%s: %v", key, err)
+	}
+	cacheMu.Lock()
+	cache[key] = in
+	if in.close != nil {
+		closers = append(closers, in.close)
+	}
+	cacheMu.Unlock()
+	return in
+}
+
+// atExit registers f to run when the benchmarks are done.
+func atExit(f func()) {
+	cacheMu.Lock()
+	closers = append(closers, f)
+	cacheMu.Unlock()
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	cacheMu.Lock()
+	for i := len(closers) - 1; i >= 0; i-- {
+		closers[i]()
+	}
+	cacheMu.Unlock()
+	os.Exit(code)
+}
+
+// runRequests serves b.N requests through h, the i-th carrying
+// cookies[i%len(cookies)], serially or from GOMAXPROCS goroutines
+// (b.RunParallel). rt, when not nil, counts the store round trips, which are
+// reported per request.
+func runRequests(b *testing.B, parallel bool, h http.Handler, cookies []string, rt *atomic.Int64) {
+	b.ReportAllocs()
+	var rt0 int64
+	if rt != nil {
+		rt0 = rt.Load()
+	}
+	b.ResetTimer()
+	if !parallel {
+		for i := range b.N {
+			if err := statusErr(serve(h, newRequest(cookies[i%len(cookies)]))); err != nil {
+				b.Fatal(err)
+			}
+		}
+	} else {
+		var worker atomic.Int64
+		b.RunParallel(func(pb *testing.PB) {
+			// Workers start far apart, so they rarely share a session.
+			i := int(worker.Add(1)-1) * (len(cookies)/runtime.GOMAXPROCS(0) + 1)
+			for ; pb.Next(); i++ {
+				if err := statusErr(serve(h, newRequest(cookies[i%len(cookies)]))); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	b.StopTimer()
+	if rt != nil {
+		b.ReportMetric(float64(rt.Load()-rt0)/float64(b.N), "rt/op")
+	}
+}
+
+// nopWriter is a ResponseWriter that keeps nothing but the status, for the
+// lean harness.
+type nopWriter struct {
+	h    http.Header
+	code int
+}
+
+func (w *nopWriter) Header() http.Header         { return w.h }
+func (w *nopWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (w *nopWriter) WriteHeader(code int)        { w.code = code }
+
+// runLean is runRequests without the harness's own allocations: requests
+// are built beforehand (for up to 4096 of the cookies) and reused, and the
+// response writer keeps nothing. What it measures is the library's path
+// alone, so that its parallel scaling is not bounded by the harness's.
+func runLean(b *testing.B, parallel bool, h http.Handler, cookies []string) {
+	reqs := make([]*http.Request, min(len(cookies), 4096))
+	for i := range reqs {
+		reqs[i] = newRequest(cookies[i])
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	serveLean := func(w *nopWriter, r *http.Request) error {
+		clear(w.h)
+		w.code = http.StatusOK
+		h.ServeHTTP(w, r)
+		if w.code != http.StatusOK {
+			return fmt.Errorf("status %d", w.code)
+		}
+		return nil
+	}
+	if !parallel {
+		w := &nopWriter{h: make(http.Header)}
+		for i := range b.N {
+			if err := serveLean(w, reqs[i%len(reqs)]); err != nil {
+				b.Fatal(err)
+			}
+		}
+		return
+	}
+	var worker atomic.Int64
+	b.RunParallel(func(pb *testing.PB) {
+		w := &nopWriter{h: make(http.Header)}
+		i := int(worker.Add(1)-1) * (len(reqs)/runtime.GOMAXPROCS(0) + 1)
+		for ; pb.Next(); i++ {
+			if err := serveLean(w, reqs[i%len(reqs)]); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// runChunked runs b.N operations in chunks of at most chunkSize: prep(n)
+// and after(n) run with the timer stopped around each chunk of n, and op(i)
+// for i in [0, n), serially or spread over GOMAXPROCS goroutines.
+func runChunked(b *testing.B, parallel bool, prep, after func(n int) error, op func(i int) error, rt *atomic.Int64) {
+	b.ReportAllocs()
+	workers := 1
+	if parallel {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	errs := make([]error, workers)
+	var rtOps int64
+	b.StopTimer()
+	b.ResetTimer()
+	for done := 0; done < b.N; {
+		n := min(chunkSize, b.N-done)
+		if err := prep(n); err != nil {
+			b.Fatal(err)
+		}
+		var rt0 int64
+		if rt != nil {
+			rt0 = rt.Load()
+		}
+		b.StartTimer()
+		if workers == 1 {
+			for i := range n {
+				if errs[0] = op(i); errs[0] != nil {
+					break
+				}
+			}
+		} else {
+			var wg sync.WaitGroup
+			for w := range workers {
+				wg.Go(func() {
+					for i := w; i < n; i += workers {
+						if errs[w] = op(i); errs[w] != nil {
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+		}
+		b.StopTimer()
+		if rt != nil {
+			rtOps += rt.Load() - rt0
+		}
+		if err := errors.Join(errs...); err != nil {
+			b.Fatal(err)
+		}
+		if err := after(n); err != nil {
+			b.Fatal(err)
+		}
+		done += n
+	}
+	if rt != nil {
+		b.ReportMetric(float64(rtOps)/float64(b.N), "rt/op")
+	}
+}
