@@ -179,7 +179,7 @@ func (m *Manager) create(ctx context.Context, userID string, data map[string]any
 		return nil, fmt.Errorf("sessions: making a session ID: %w", err)
 	}
 	now := time.Now()
-	s := &Session{id: id, userID: userID, created: now.UnixNano(), idle: m.cfg.IdleTimeout, heapIdx: -1, info: info}
+	s := &Session{id: id, userID: userID, created: now.UnixNano(), idle: m.cfg.IdleTimeout, info: info}
 	if m.cfg.AbsoluteTimeout > 0 {
 		s.absolute = now.Add(m.cfg.AbsoluteTimeout).UnixNano()
 	}

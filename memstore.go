@@ -2,7 +2,6 @@ package sessions
 
 import (
 	"cmp"
-	"container/heap"
 	"context"
 	"fmt"
 	"hash/maphash"
@@ -140,8 +139,7 @@ func (st *MemoryStore) add(s *Session) {
 	sh := st.shard(s.id)
 	sh.mu.Lock()
 	sh.byID[s.id] = s
-	s.indexed = s.deadline()
-	heap.Push(&sh.exp, s)
+	sh.exp.push(s)
 	sh.mu.Unlock()
 	st.live.Add(1)
 }
@@ -157,10 +155,8 @@ func (st *MemoryStore) drop(s *Session) bool {
 		return false
 	}
 	delete(sh.byID, s.id)
-	if s.heapIdx >= 0 {
-		heap.Remove(&sh.exp, int(s.heapIdx))
-	}
 	s.ended.Store(true)
+	sh.exp.ended(s)
 	st.live.Add(-1)
 	return true
 }
@@ -277,15 +273,18 @@ func (st *MemoryStore) expired(now int64, max int) []*Session {
 		sh := &st.shards[i]
 		var cand []*Session
 		sh.mu.Lock()
-		for len(sh.exp) > 0 && sh.exp[0].indexed <= now && len(out)+len(cand) < max {
-			s := sh.exp[0]
-			if d := s.deadline(); d > now { // activity moved it: index it anew
-				s.indexed = d
-				heap.Fix(&sh.exp, 0)
-				continue
+		for len(sh.exp.e) > 0 && sh.exp.top().at <= now && len(out)+len(cand) < max {
+			s := sh.exp.top().s
+			switch d := s.deadline(); {
+			case s.ended.Load(): // ended otherwise: its entry was stale
+				sh.exp.pop()
+				sh.exp.stale--
+			case d > now: // activity moved it: file it anew
+				sh.exp.refile(d)
+			default:
+				sh.exp.pop()
+				cand = append(cand, s)
 			}
-			heap.Pop(&sh.exp)
-			cand = append(cand, s)
 		}
 		sh.mu.Unlock()
 		for _, s := range cand {
@@ -299,14 +298,13 @@ func (st *MemoryStore) expired(now int64, max int) []*Session {
 	return out
 }
 
-// reindex puts s back in its shard's heap if it is still in the store and
-// out of the heap.
+// reindex files s again in its shard's heap, after a sweep took it as a
+// candidate and did not end it, if it is still in the store.
 func (st *MemoryStore) reindex(s *Session) {
 	sh := st.shard(s.id)
 	sh.mu.Lock()
-	if sh.byID[s.id] == s && s.heapIdx < 0 {
-		s.indexed = s.deadline()
-		heap.Push(&sh.exp, s)
+	if sh.byID[s.id] == s {
+		sh.exp.push(s)
 	}
 	sh.mu.Unlock()
 }
@@ -349,49 +347,6 @@ func (st *MemoryStore) detach() (last bool) {
 	defer st.mu.Unlock()
 	st.managers--
 	return st.managers == 0
-}
-
-// expiryHeap orders a shard's sessions by their indexed deadline. Activity
-// does not update it: a session whose indexed deadline has passed is looked
-// at again, and indexed anew if it is still live.
-type expiryHeap []*Session
-
-func (h expiryHeap) Len() int           { return len(h) }
-func (h expiryHeap) Less(i, j int) bool { return h[i].indexed < h[j].indexed }
-func (h expiryHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].heapIdx, h[j].heapIdx = int32(i), int32(j)
-}
-func (h *expiryHeap) Push(x any) {
-	s := x.(*Session)
-	s.heapIdx = int32(len(*h))
-	*h = append(*h, s)
-}
-func (h *expiryHeap) Pop() any {
-	old := *h
-	s := old[len(old)-1]
-	old[len(old)-1] = nil
-	*h = old[:len(old)-1]
-	s.heapIdx = -1
-	return s
-}
-
-// expired appends to out the sessions of h that have expired at now,
-// visiting only the part of the heap indexed at or before now.
-func (h expiryHeap) expired(now int64, out []*Session) []*Session {
-	var walk func(i int)
-	walk = func(i int) {
-		if i >= len(h) || h[i].indexed > now {
-			return
-		}
-		if h[i].expiredAt(now) {
-			out = append(out, h[i])
-		}
-		walk(2*i + 1)
-		walk(2*i + 2)
-	}
-	walk(0)
-	return out
 }
 
 // The Store methods follow. They copy between Records and live sessions,

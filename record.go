@@ -15,7 +15,6 @@ func newSession(rec Record, id uuid.UUID) *Session {
 		userID:  rec.UserID,
 		created: rec.CreatedAt.UnixNano(),
 		idle:    rec.IdleTimeout,
-		heapIdx: -1,
 	}
 	if !rec.AbsoluteDeadline.IsZero() {
 		s.absolute = rec.AbsoluteDeadline.UnixNano()

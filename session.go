@@ -28,10 +28,7 @@ type Session struct {
 
 	last  atomic.Int64 // last activity, Unix nanoseconds
 	ended atomic.Bool
-
-	// Memory store bookkeeping, guarded by the store's shard lock.
-	indexed int64 // the deadline the expiry heap orders it by (≤ the real one)
-	heapIdx int32 // position in the shard's expiry heap; -1 when not in it
+	filed bool // it has an entry in its memory-store shard's expiry heap (shard lock)
 
 	verified atomic.Bool  // vcodec verified a cookie value whose sum is vsum (see remember)
 	vcodec   *cookieCodec // written once, before verified is set
