@@ -20,8 +20,9 @@ const shardCount = 64 // a power of two
 // session ended by one is gone for all, and Close of the last of them ends
 // every session left.
 //
-// Requests take no lock that other sessions' requests contend for: sessions
-// are spread over shards by ID, and recording activity is one atomic write.
+// A request takes one shard's read lock, briefly, and never a lock that
+// waits on another session: sessions are spread over 64 shards by ID, and
+// recording activity is one atomic write.
 // Expiry is kept in a heap per shard, so a sweep costs in proportion to what
 // has expired, and per-user operations cost in proportion to that user's
 // sessions. A Manager uses the live sessions directly; the Store methods,
