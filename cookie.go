@@ -121,26 +121,24 @@ func unverified(value string) (id uuid.UUID, ok bool) {
 
 // remembers reports whether value is exactly a cookie value that c
 // verified for s before: it has the same keyed sum. The sum is a 64-bit
-// maphash under c's random seed, which a client never sees; another value
-// matches only by a 2^-64 chance, and only for the session whose ID it
+// maphash under c's random seed, which a client never sees, so another
+// value, or a value another codec (another manager, other keys) verified,
+// matches only by a 2^-63 chance, and only for the session whose ID it
 // carries.
 func (s *Session) remembers(c *cookieCodec, value string) bool {
-	return s.verified.Load() && s.vcodec == c && s.vsum == maphash.String(c.seed, value)
+	v := s.vsum.Load()
+	return v != 0 && v == c.sum(value)
 }
 
-// remember records that c verified value for s. Only the first is kept:
-// the fields are written once.
+// remember records that c verified value for s. Only the first is kept.
 func (s *Session) remember(c *cookieCodec, value string) {
-	if s.verified.Load() {
-		return
+	if s.vsum.Load() == 0 {
+		s.vsum.CompareAndSwap(0, c.sum(value))
 	}
-	s.mu.Lock()
-	if !s.verified.Load() {
-		s.vcodec, s.vsum = c, maphash.String(c.seed, value)
-		s.verified.Store(true)
-	}
-	s.mu.Unlock()
 }
+
+// sum returns the keyed sum of a cookie value; never 0 (0 means none).
+func (c *cookieCodec) sum(value string) uint64 { return maphash.String(c.seed, value) | 1 }
 
 // base64URLValue maps each base64url character to its value plus one, and
 // every other byte to 0.

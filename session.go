@@ -30,9 +30,7 @@ type Session struct {
 	ended atomic.Bool
 	filed bool // it has an entry in its memory-store shard's expiry heap (shard lock)
 
-	verified atomic.Bool  // vcodec verified a cookie value whose sum is vsum (see remember)
-	vcodec   *cookieCodec // written once, before verified is set
-	vsum     uint64
+	vsum atomic.Uint64 // keyed sum of a cookie value that verified; 0 → none (see remember)
 
 	mu   sync.Mutex
 	data []entry
