@@ -47,10 +47,50 @@ type memShard struct {
 	_    [40]byte // keep neighbouring shards' locks off one cache line
 }
 
+// userShard indexes the sessions of the users whose ID hashes to it. A
+// user with one session, the common case, costs one map entry and no slice.
 type userShard struct {
-	mu     sync.Mutex
-	byUser map[string][]*Session
-	_      [48]byte
+	mu   sync.Mutex
+	one  map[string]*Session   // users with exactly one session
+	many map[string][]*Session // users with two or more
+	_    [40]byte
+}
+
+// get returns user's sessions; buf backs a single one. The result is valid
+// while us.mu is held.
+func (us *userShard) get(user string, buf *[1]*Session) []*Session {
+	if s, ok := us.one[user]; ok {
+		buf[0] = s
+		return buf[:]
+	}
+	return us.many[user]
+}
+
+// set records user's sessions and returns how the number of users
+// changed: -1, 0 or +1.
+func (us *userShard) set(user string, list []*Session) int64 {
+	_, had1 := us.one[user]
+	_, hadN := us.many[user]
+	had := had1 || hadN
+	switch len(list) {
+	case 0:
+		delete(us.one, user)
+		delete(us.many, user)
+		if had {
+			return -1
+		}
+		return 0
+	case 1:
+		us.one[user] = list[0]
+		delete(us.many, user)
+	default:
+		us.many[user] = list
+		delete(us.one, user)
+	}
+	if had {
+		return 0
+	}
+	return 1
 }
 
 // NewMemoryStore returns an empty MemoryStore.
@@ -58,7 +98,8 @@ func NewMemoryStore() *MemoryStore {
 	st := &MemoryStore{seed: maphash.MakeSeed()}
 	for i := range st.shards {
 		st.shards[i].byID = make(map[uuid.UUID]*Session)
-		st.users[i].byUser = make(map[string][]*Session)
+		st.users[i].one = make(map[string]*Session)
+		st.users[i].many = make(map[string][]*Session)
 	}
 	return st
 }
@@ -90,7 +131,8 @@ func (st *MemoryStore) insert(s *Session, limit int, policy LimitPolicy, now int
 	us := st.userShard(s.userID)
 	us.mu.Lock()
 	defer us.mu.Unlock()
-	list := us.byUser[s.userID]
+	var buf [1]*Session
+	list := us.get(s.userID, &buf)
 	var removed []*Session
 	keep := list[:0]
 	for _, o := range list {
@@ -122,17 +164,7 @@ func (st *MemoryStore) insert(s *Session, limit int, policy LimitPolicy, now int
 }
 
 func (st *MemoryStore) setUserList(us *userShard, user string, list []*Session) {
-	_, had := us.byUser[user]
-	switch {
-	case len(list) == 0 && had:
-		delete(us.byUser, user)
-		st.nuser.Add(-1)
-	case len(list) > 0:
-		us.byUser[user] = list
-		if !had {
-			st.nuser.Add(1)
-		}
-	}
+	st.nuser.Add(us.set(user, list))
 }
 
 // add puts s in its shard and the expiry heap.
@@ -180,7 +212,8 @@ func (st *MemoryStore) remove(s *Session, ok func(*Session) bool) bool {
 	if !st.drop(s) {
 		return false
 	}
-	list := us.byUser[s.userID]
+	var buf [1]*Session
+	list := us.get(s.userID, &buf)
 	if i := slices.Index(list, s); i >= 0 {
 		list = slices.Delete(list, i, i+1)
 	}
@@ -195,7 +228,8 @@ func (st *MemoryStore) removeUser(user string, now int64) []*Session {
 	us.mu.Lock()
 	defer us.mu.Unlock()
 	var removed []*Session
-	list := us.byUser[user]
+	var buf [1]*Session
+	list := us.get(user, &buf)
 	keep := list[:0]
 	for _, s := range list {
 		if !s.expiredAt(now) && st.drop(s) {
@@ -223,7 +257,8 @@ func (st *MemoryStore) userSessions(user string, now int64) []*Session {
 	us.mu.Lock()
 	defer us.mu.Unlock()
 	var out []*Session
-	for _, s := range us.byUser[user] {
+	var buf [1]*Session
+	for _, s := range us.get(user, &buf) {
 		if !s.expiredAt(now) {
 			out = append(out, s)
 		}
