@@ -236,19 +236,13 @@ func (st *MemoryStore) removeUser(user string, now int64) []*Session {
 			removed = append(removed, s)
 			continue
 		}
-		if st.shard(s.id).has(s) {
+		if !s.ended.Load() {
 			keep = append(keep, s)
 		}
 	}
 	clear(list[len(keep):])
 	st.setUserList(us, user, keep)
 	return removed
-}
-
-func (sh *memShard) has(s *Session) bool {
-	sh.mu.RLock()
-	defer sh.mu.RUnlock()
-	return sh.byID[s.id] == s
 }
 
 // userSessions returns user's sessions live at now.
