@@ -72,7 +72,7 @@ func (b *memBackend) get(_ context.Context, id uuid.UUID, touch bool, now time.T
 
 func (b *memBackend) end(_ context.Context, id uuid.UUID, r Reason, now time.Time) (Event, error) {
 	s, err := b.live(id, now.UnixNano())
-	if err != nil || !b.st.remove(s, nil) {
+	if err != nil || !b.st.remove(s) {
 		return Event{}, ErrNotFound
 	}
 	return s.event(r, now), nil
@@ -117,7 +117,7 @@ func (b *memBackend) count(_ context.Context, now time.Time) (int, int, error) {
 func (b *memBackend) shutdown(now time.Time) []Event {
 	var evs []Event
 	for _, s := range b.st.snapshot() {
-		if !b.st.remove(s, nil) {
+		if !b.st.remove(s) {
 			continue
 		}
 		r := ReasonShutdown
@@ -333,7 +333,7 @@ func (b *storeBackend) save(ctx context.Context, s *Session) error {
 	s.sh.touched = s.sh.touched || touched
 	s.mu.Unlock()
 	if errors.Is(err, ErrNotFound) {
-		s.ended.Store(true)
+		s.state.Or(stateEnded)
 	}
 	return err
 }

@@ -19,7 +19,7 @@ type expiryEntry struct {
 }
 
 func (h *expiryHeap) push(s *Session) {
-	s.filed = true
+	s.state.Or(stateFiled)
 	h.e = append(h.e, expiryEntry{s.deadline(), s})
 	h.up(len(h.e) - 1)
 }
@@ -29,7 +29,7 @@ func (h *expiryHeap) top() expiryEntry { return h.e[0] }
 
 // pop removes the entry due first.
 func (h *expiryHeap) pop() {
-	h.e[0].s.filed = false
+	h.e[0].s.state.And(^uint32(stateFiled))
 	n := len(h.e) - 1
 	h.e[0] = h.e[n]
 	h.e[n] = expiryEntry{}
@@ -48,14 +48,14 @@ func (h *expiryHeap) refile(at int64) {
 // ended records that s has ended, and drops the stale entries once they
 // are more than half of the heap.
 func (h *expiryHeap) ended(s *Session) {
-	if !s.filed {
+	if s.state.Load()&stateFiled == 0 {
 		return // a sweep holds it: it has no entry
 	}
 	h.stale++
 	if h.stale > 64 && h.stale > len(h.e)/2 {
 		live := h.e[:0]
 		for _, e := range h.e {
-			if !e.s.ended.Load() {
+			if !e.s.ended() {
 				live = append(live, e)
 			}
 		}
@@ -104,7 +104,7 @@ func (h *expiryHeap) expired(now int64, out []*Session) []*Session {
 		if i >= len(h.e) || h.e[i].at > now {
 			return
 		}
-		if s := h.e[i].s; !s.ended.Load() && s.expiredAt(now) {
+		if s := h.e[i].s; !s.ended() && s.expiredAt(now) {
 			out = append(out, s)
 		}
 		walk(2*i + 1)

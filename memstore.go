@@ -20,9 +20,10 @@ const shardCount = 64 // a power of two
 // session ended by one is gone for all, and Close of the last of them ends
 // every session left.
 //
-// A request takes one shard's read lock, briefly, and never a lock that
-// waits on another session: sessions are spread over 64 shards by ID, and
-// recording activity is one atomic write.
+// A request takes no lock: finding a session is a few atomic loads in a
+// hash table, and recording activity is one atomic write. Changes lock one
+// of 64 shards, briefly; a sweep holds a shard's lock for at most 64
+// expired sessions at a time.
 // Expiry is kept in a heap per shard, so a sweep costs in proportion to what
 // has expired, and per-user operations cost in proportion to that user's
 // sessions. A Manager uses the live sessions directly; the Store methods,
@@ -40,85 +41,119 @@ type MemoryStore struct {
 	managers int // managers using the store; the last to close ends what is left
 }
 
+// memShard holds the sessions whose ID hashes to it.
 type memShard struct {
-	mu   sync.RWMutex
-	byID map[uuid.UUID]*Session
-	exp  expiryHeap
-	_    [40]byte // keep neighbouring shards' locks off one cache line
+	mu  sync.Mutex // held by every change; lookups take no lock
+	ids sessionTable
+	exp expiryHeap
+	_   [56]byte // keep neighbouring shards off one cache line
 }
 
 // userShard indexes the sessions of the users whose ID hashes to it. A
-// user with one session, the common case, costs one map entry and no slice.
+// user with one session, the common case, costs one table slot.
 type userShard struct {
 	mu   sync.Mutex
-	one  map[string]*Session   // users with exactly one session
+	one  sessionTable          // users with exactly one session: that session
 	many map[string][]*Session // users with two or more
-	_    [40]byte
+	_    [16]byte
 }
 
-// get returns user's sessions; buf backs a single one. The result is valid
-// while us.mu is held.
-func (us *userShard) get(user string, buf *[1]*Session) []*Session {
-	if s, ok := us.one[user]; ok {
-		buf[0] = s
-		return buf[:]
-	}
-	return us.many[user]
-}
-
-// set records user's sessions and returns how the number of users
-// changed: -1, 0 or +1.
-func (us *userShard) set(user string, list []*Session) int64 {
-	_, had1 := us.one[user]
-	_, hadN := us.many[user]
-	had := had1 || hadN
-	switch len(list) {
-	case 0:
-		delete(us.one, user)
-		delete(us.many, user)
-		if had {
-			return -1
-		}
-		return 0
-	case 1:
-		us.one[user] = list[0]
-		delete(us.many, user)
-	default:
-		us.many[user] = list
-		delete(us.one, user)
-	}
-	if had {
-		return 0
-	}
-	return 1
-}
+// sweepChunk is how many expired sessions a sweep takes from a shard's heap
+// per hold of the shard's lock, so that changes to the shard wait little.
+const sweepChunk = 64
 
 // NewMemoryStore returns an empty MemoryStore.
 func NewMemoryStore() *MemoryStore {
 	st := &MemoryStore{seed: maphash.MakeSeed()}
+	byID := func(s *Session) uint64 { return st.idHash(s.id) / shardCount }
+	byUser := func(s *Session) uint64 { return uint64(s.uhash / shardCount) }
 	for i := range st.shards {
-		st.shards[i].byID = make(map[uuid.UUID]*Session)
-		st.users[i].one = make(map[string]*Session)
+		st.shards[i].ids.init(byID)
+		st.users[i].one.init(byUser)
 		st.users[i].many = make(map[string][]*Session)
 	}
 	return st
 }
 
+// idHash places a session ID: its low bits choose the shard, the others the
+// slot. It is keyed, so that nobody can choose IDs that crowd one place.
+func (st *MemoryStore) idHash(id uuid.UUID) uint64 { return maphash.Bytes(st.seed, id[:]) }
+
 func (st *MemoryStore) shard(id uuid.UUID) *memShard {
-	return &st.shards[id[15]&(shardCount-1)] // the last byte of a v4 UUID is random
+	return &st.shards[st.idHash(id)%shardCount]
 }
 
-func (st *MemoryStore) userShard(user string) *userShard {
-	return &st.users[maphash.String(st.seed, user)&(shardCount-1)]
+func (st *MemoryStore) userHash(user string) uint32 {
+	return uint32(maphash.String(st.seed, user))
+}
+
+func (st *MemoryStore) userShard(uh uint32) *userShard {
+	return &st.users[uh%shardCount]
 }
 
 // lookup returns the session with id, live or expired-but-not-swept, or nil.
+// It takes no lock.
 func (st *MemoryStore) lookup(id uuid.UUID) *Session {
-	sh := st.shard(id)
-	sh.mu.RLock()
-	s := sh.byID[id]
-	sh.mu.RUnlock()
-	return s
+	h := st.idHash(id)
+	a := st.shards[h%shardCount].ids.array()
+	for i := (h / shardCount) & a.mask; ; i = (i + 1) & a.mask {
+		s := a.slots[i].Load()
+		if s == nil {
+			return nil
+		}
+		if s != tombstone && s.id == id && !s.ended() {
+			return s
+		}
+	}
+}
+
+// findOne returns user's session if the user has exactly one; us.mu is held.
+func (us *userShard) findOne(user string, uh uint32) *Session {
+	a := us.one.array()
+	for i := uint64(uh/shardCount) & a.mask; ; i = (i + 1) & a.mask {
+		s := a.slots[i].Load()
+		if s == nil {
+			return nil
+		}
+		if s != tombstone && s.uhash == uh && s.userID == user {
+			return s
+		}
+	}
+}
+
+// sessions returns user's sessions, which the caller may reorder and
+// shorten, and the session held in us.one if the user had one there, for
+// replace. us.mu is held.
+func (us *userShard) sessions(user string, uh uint32) (list []*Session, one *Session) {
+	if one = us.findOne(user, uh); one != nil {
+		return []*Session{one}, one
+	}
+	return us.many[user], nil
+}
+
+// replace records list as user's sessions in place of what sessions
+// returned (one, or a list of two or more when had and one is nil), and
+// returns how the number of users changed: -1, 0 or +1.
+func (us *userShard) replace(user string, one *Session, had bool, list []*Session) int64 {
+	if one != nil {
+		us.one.remove(one)
+	}
+	switch len(list) {
+	case 0:
+		delete(us.many, user)
+	case 1:
+		delete(us.many, user)
+		us.one.insert(list[0])
+	default:
+		us.many[user] = list
+	}
+	switch {
+	case had && len(list) == 0:
+		return -1
+	case !had && len(list) > 0:
+		return 1
+	}
+	return 0
 }
 
 // insert adds s, enforcing limit for its user as Store.Create describes, and
@@ -128,24 +163,27 @@ func (st *MemoryStore) insert(s *Session, limit int, policy LimitPolicy, now int
 		st.add(s)
 		return nil, nil
 	}
-	us := st.userShard(s.userID)
+	s.uhash = st.userHash(s.userID)
+	us := st.userShard(s.uhash)
 	us.mu.Lock()
 	defer us.mu.Unlock()
-	var buf [1]*Session
-	list := us.get(s.userID, &buf)
+	list, one := us.sessions(s.userID, s.uhash)
+	had := len(list) > 0
 	var removed []*Session
 	keep := list[:0]
 	for _, o := range list {
-		if o.expiredAt(now) && st.drop(o) {
+		switch {
+		case o.ended(): // a sweep is taking it out of the index
+		case o.expiredAt(now) && st.drop(o):
 			removed = append(removed, o)
-			continue
+		default:
+			keep = append(keep, o)
 		}
-		keep = append(keep, o)
 	}
 	clear(list[len(keep):])
 	if limit > 0 && len(keep) >= limit {
 		if policy == RejectNew {
-			st.setUserList(us, s.userID, keep)
+			st.nuser.Add(us.replace(s.userID, one, had, keep))
 			return removed, ErrLimitReached
 		}
 		slices.SortFunc(keep, func(a, b *Session) int { return cmp.Compare(a.last.Load(), b.last.Load()) })
@@ -159,19 +197,15 @@ func (st *MemoryStore) insert(s *Session, limit int, policy LimitPolicy, now int
 		clear(keep[len(keep):cap(keep)])
 	}
 	st.add(s)
-	st.setUserList(us, s.userID, append(keep, s))
+	st.nuser.Add(us.replace(s.userID, one, had, append(keep, s)))
 	return removed, nil
-}
-
-func (st *MemoryStore) setUserList(us *userShard, user string, list []*Session) {
-	st.nuser.Add(us.set(user, list))
 }
 
 // add puts s in its shard and the expiry heap.
 func (st *MemoryStore) add(s *Session) {
 	sh := st.shard(s.id)
 	sh.mu.Lock()
-	sh.byID[s.id] = s
+	sh.ids.insert(s)
 	sh.exp.push(s)
 	sh.mu.Unlock()
 	st.live.Add(1)
@@ -184,76 +218,80 @@ func (st *MemoryStore) drop(s *Session) bool {
 	sh := st.shard(s.id)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if sh.byID[s.id] != s {
+	if s.ended() {
 		return false
 	}
-	delete(sh.byID, s.id)
-	s.ended.Store(true)
+	s.state.Or(stateEnded) // before it leaves the table: see sessionTable
+	sh.ids.remove(s)
 	sh.exp.ended(s)
 	st.live.Add(-1)
 	return true
 }
 
-// remove ends s if it is still in the store and ok (when not nil) agrees,
-// keeping the user index in step. It reports whether this call removed it.
-func (st *MemoryStore) remove(s *Session, ok func(*Session) bool) bool {
+// remove ends s if it is still in the store, keeping the user index in
+// step. It reports whether this call removed it.
+func (st *MemoryStore) remove(s *Session) bool {
 	if s.userID == "" {
-		if ok != nil && !ok(s) {
-			return false
-		}
 		return st.drop(s)
 	}
-	us := st.userShard(s.userID)
+	us := st.userShard(s.uhash)
 	us.mu.Lock()
 	defer us.mu.Unlock()
-	if ok != nil && !ok(s) {
-		return false
-	}
 	if !st.drop(s) {
 		return false
 	}
-	var buf [1]*Session
-	list := us.get(s.userID, &buf)
-	if i := slices.Index(list, s); i >= 0 {
-		list = slices.Delete(list, i, i+1)
-	}
-	st.setUserList(us, s.userID, list)
+	st.unindex(us, s)
 	return true
+}
+
+// unindex takes s, which has ended, out of its user's sessions if it is
+// still there; us is s's user shard, whose lock is held.
+func (st *MemoryStore) unindex(us *userShard, s *Session) {
+	if us.one.remove(s) { // the user's only session
+		st.nuser.Add(-1)
+		return
+	}
+	list := us.many[s.userID]
+	if i := slices.Index(list, s); i >= 0 {
+		st.nuser.Add(us.replace(s.userID, nil, true, slices.Delete(list, i, i+1)))
+	}
 }
 
 // removeUser ends every session of user live at now and returns them;
 // expired ones stay for the sweep to claim.
 func (st *MemoryStore) removeUser(user string, now int64) []*Session {
-	us := st.userShard(user)
+	uh := st.userHash(user)
+	us := st.userShard(uh)
 	us.mu.Lock()
 	defer us.mu.Unlock()
+	list, one := us.sessions(user, uh)
+	had := len(list) > 0
 	var removed []*Session
-	var buf [1]*Session
-	list := us.get(user, &buf)
 	keep := list[:0]
 	for _, s := range list {
 		if !s.expiredAt(now) && st.drop(s) {
 			removed = append(removed, s)
 			continue
 		}
-		if !s.ended.Load() {
+		if !s.ended() {
 			keep = append(keep, s)
 		}
 	}
 	clear(list[len(keep):])
-	st.setUserList(us, user, keep)
+	st.nuser.Add(us.replace(user, one, had, keep))
 	return removed
 }
 
 // userSessions returns user's sessions live at now.
 func (st *MemoryStore) userSessions(user string, now int64) []*Session {
-	us := st.userShard(user)
+	uh := st.userHash(user)
+	us := st.userShard(uh)
 	us.mu.Lock()
 	defer us.mu.Unlock()
+	list, _ := us.sessions(user, uh)
 	var out []*Session
-	var buf [1]*Session
-	for _, s := range us.get(user, &buf) {
-		if !s.expiredAt(now) {
+	for _, s := range list {
+		if !s.ended() && !s.expiredAt(now) {
 			out = append(out, s)
 		}
 	}
@@ -263,15 +301,10 @@ func (st *MemoryStore) userSessions(user string, now int64) []*Session {
 // all returns every session live at now.
 func (st *MemoryStore) all(now int64) []*Session {
 	var out []*Session
-	for i := range st.shards {
-		sh := &st.shards[i]
-		sh.mu.RLock()
-		for _, s := range sh.byID {
-			if !s.expiredAt(now) {
-				out = append(out, s)
-			}
+	for _, s := range st.snapshot() {
+		if !s.expiredAt(now) {
+			out = append(out, s)
 		}
-		sh.mu.RUnlock()
 	}
 	return out
 }
@@ -281,62 +314,65 @@ func (st *MemoryStore) snapshot() []*Session {
 	var out []*Session
 	for i := range st.shards {
 		sh := &st.shards[i]
-		sh.mu.RLock()
-		for _, s := range sh.byID {
-			out = append(out, s)
-		}
-		sh.mu.RUnlock()
+		sh.mu.Lock()
+		sh.ids.each(func(s *Session) { out = append(out, s) })
+		sh.mu.Unlock()
 	}
 	return out
 }
 
-// expired removes up to max sessions expired at now and returns them. Each
-// shard's lock is held only while its heap yields candidates, at most max
-// at a time.
+// expired removes up to max sessions expired at now and returns them. It
+// works a chunk at a time: under one hold of a shard's lock it takes up to
+// sweepChunk due sessions out of the heap and the ID table, marking them
+// ended, then takes each out of its user's index under that user shard's
+// lock. In between, the user index still lists them; every reader of it
+// skips sessions that have ended.
 func (st *MemoryStore) expired(now int64, max int) []*Session {
 	var out []*Session
-	expiredNow := func(s *Session) bool { return s.expiredAt(now) }
 	for i := range st.shards {
-		if len(out) >= max {
-			break
-		}
-		sh := &st.shards[i]
-		var cand []*Session
-		sh.mu.Lock()
-		for len(sh.exp.e) > 0 && sh.exp.top().at <= now && len(out)+len(cand) < max {
-			s := sh.exp.top().s
-			switch d := s.deadline(); {
-			case s.ended.Load(): // ended otherwise: its entry was stale
-				sh.exp.pop()
-				sh.exp.stale--
-			case d > now: // activity moved it: file it anew
-				sh.exp.refile(d)
-			default:
-				sh.exp.pop()
-				cand = append(cand, s)
+		for len(out) < max {
+			n := len(out)
+			out = st.shards[i].takeDue(now, min(sweepChunk, max-n), out)
+			if len(out) == n {
+				break
 			}
-		}
-		sh.mu.Unlock()
-		for _, s := range cand {
-			if st.remove(s, expiredNow) {
-				out = append(out, s)
-				continue
+			st.live.Add(int64(n - len(out)))
+			for _, s := range out[n:] {
+				if s.userID != "" {
+					us := st.userShard(s.uhash)
+					us.mu.Lock()
+					st.unindex(us, s)
+					us.mu.Unlock()
+				}
 			}
-			st.reindex(s) // activity came in between, or another caller ended it
 		}
 	}
 	return out
 }
 
-// reindex files s again in its shard's heap, after a sweep took it as a
-// candidate and did not end it, if it is still in the store.
-func (st *MemoryStore) reindex(s *Session) {
-	sh := st.shard(s.id)
+// takeDue ends up to n sessions of the shard expired at now, taking them out
+// of its heap and table, and appends them to out. Sessions that saw activity
+// since they were filed are filed again under their real deadline.
+func (sh *memShard) takeDue(now int64, n int, out []*Session) []*Session {
 	sh.mu.Lock()
-	if sh.byID[s.id] == s {
-		sh.exp.push(s)
+	defer sh.mu.Unlock()
+	first := len(out)
+	for len(out)-first < n && len(sh.exp.e) > 0 && sh.exp.top().at <= now {
+		s := sh.exp.top().s
+		switch d := s.deadline(); {
+		case s.ended(): // ended otherwise: its entry was stale
+			sh.exp.pop()
+			sh.exp.stale--
+		case d > now: // activity moved it: file it anew
+			sh.exp.refile(d)
+		default:
+			sh.exp.pop()
+			s.state.Or(stateEnded) // before it leaves the table: see sessionTable
+			sh.ids.remove(s)
+			out = append(out, s)
+		}
 	}
-	sh.mu.Unlock()
+	return out
 }
 
 // count reports the sessions and users live at now. The expired sessions
@@ -346,9 +382,9 @@ func (st *MemoryStore) count(now int64) (sessions, users int) {
 	var stale []*Session
 	for i := range st.shards {
 		sh := &st.shards[i]
-		sh.mu.RLock()
+		sh.mu.Lock()
 		stale = sh.exp.expired(now, stale)
-		sh.mu.RUnlock()
+		sh.mu.Unlock()
 	}
 	sessions -= len(stale)
 	seen := make(map[string]bool)
@@ -445,7 +481,7 @@ func (st *MemoryStore) Update(_ context.Context, id string, at time.Time, set ma
 // Delete implements Store.
 func (st *MemoryStore) Delete(_ context.Context, id string) (Record, error) {
 	s, err := st.liveSession(id, time.Now().UnixNano())
-	if err != nil || !st.remove(s, nil) {
+	if err != nil || !st.remove(s) {
 		return Record{}, ErrNotFound
 	}
 	return recordOf(s), nil
