@@ -24,10 +24,11 @@ type backend interface {
 	endUser(ctx context.Context, user string, r Reason, now time.Time) ([]Event, error)
 	userSessions(ctx context.Context, user string, now time.Time) ([]*Session, error)
 	all(ctx context.Context, now time.Time) ([]*Session, error)
-	// expired claims expired sessions; ack, when not nil, must be called
-	// with their IDs once their hooks have run. Unless detail is set (a
-	// hook will read them), the events may carry only their Reason.
-	expired(ctx context.Context, now time.Time, max int, detail bool) (evs []Event, ack func(ids []string), err error)
+	// expired claims expired sessions and appends their events to into[:0];
+	// ack, when not nil, must be called with their IDs once their hooks
+	// have run. Unless detail is set (a hook will read them), the events
+	// may carry only their Reason.
+	expired(ctx context.Context, now time.Time, max int, detail bool, into []Event) (evs []Event, ack func(ids []string), err error)
 	count(ctx context.Context, now time.Time) (sessions, users int, err error)
 }
 
@@ -94,14 +95,13 @@ func (b *memBackend) all(_ context.Context, now time.Time) ([]*Session, error) {
 	return b.st.all(now.UnixNano()), nil
 }
 
-func (b *memBackend) expired(_ context.Context, now time.Time, max int, detail bool) ([]Event, func([]string), error) {
-	ss := b.st.expired(now.UnixNano(), max)
-	evs := make([]Event, len(ss))
-	for i, s := range ss {
+func (b *memBackend) expired(_ context.Context, now time.Time, max int, detail bool, into []Event) ([]Event, func([]string), error) {
+	evs := into[:0]
+	for _, s := range b.st.expired(now.UnixNano(), max) {
 		if detail {
-			evs[i] = s.event(s.expiryReason(), now)
+			evs = append(evs, s.event(s.expiryReason(), now))
 		} else {
-			evs[i].Reason = s.expiryReason()
+			evs = append(evs, Event{Reason: s.expiryReason()})
 		}
 	}
 	return evs, nil, nil
@@ -200,11 +200,11 @@ func (b *storeBackend) all(ctx context.Context, _ time.Time) ([]*Session, error)
 	return b.sessions(recs), err
 }
 
-func (b *storeBackend) expired(ctx context.Context, now time.Time, max int, _ bool) ([]Event, func([]string), error) {
+func (b *storeBackend) expired(ctx context.Context, now time.Time, max int, _ bool, into []Event) ([]Event, func([]string), error) {
 	recs, err := b.st.Expired(ctx, now, max)
-	evs := make([]Event, len(recs))
-	for i, rec := range recs {
-		evs[i] = b.event(rec, rec.expiryReason(), now)
+	evs := into[:0]
+	for _, rec := range recs {
+		evs = append(evs, b.event(rec, rec.expiryReason(), now))
 	}
 	return evs, b.ack, err
 }

@@ -310,26 +310,32 @@ func (m *Manager) Cleanup(ctx context.Context) (int, error) {
 	return n, err
 }
 
-// sweep claims expired sessions in batches and queues their hooks.
+// sweep claims expired sessions in batches and queues their hooks. With no
+// hook registered and nothing to acknowledge it only counts them.
 func (m *Manager) sweep(ctx context.Context) (int, error) {
 	total := 0
+	var evs []Event // reused: jobs copy the events they need
 	for {
 		now := time.Now()
 		hooked := m.hooks.hooked()
-		evs, ack, err := m.b.expired(ctx, now, sweepBatch, hooked)
-		jobs := m.jobs(evs)
-		if ack != nil { // acknowledge in small chunks, so a lease outlives the hooks of a chunk
-			for i := 0; i < len(jobs); i += ackChunk {
-				j := min(i+ackChunk, len(jobs))
-				ids := make([]string, 0, j-i)
-				for _, ev := range evs[i:j] {
-					ids = append(ids, ev.SessionID)
+		var ack func([]string)
+		var err error
+		evs, ack, err = m.b.expired(ctx, now, sweepBatch, hooked, evs)
+		if hooked || ack != nil {
+			jobs := m.jobs(evs)
+			if ack != nil { // acknowledge in small chunks, so a lease outlives the hooks of a chunk
+				for i := 0; i < len(jobs); i += ackChunk {
+					j := min(i+ackChunk, len(jobs))
+					ids := make([]string, 0, j-i)
+					for _, ev := range evs[i:j] {
+						ids = append(ids, ev.SessionID)
+					}
+					jobs[j-1].after = func() { ack(ids) }
 				}
-				jobs[j-1].after = func() { ack(ids) }
 			}
-		}
-		if hooked || ack != nil { // else nothing would read them
 			m.hooks.enqueue(jobs...)
+		} else {
+			m.countEnded(evs)
 		}
 		total += len(evs)
 		if err != nil {
@@ -439,12 +445,25 @@ func (m *Manager) fire(evs ...Event) {
 }
 
 func (m *Manager) jobs(evs []Event) []hookJob {
+	m.countEnded(evs)
 	jobs := make([]hookJob, len(evs))
 	for i, ev := range evs {
-		m.stats.ended[ev.Reason].Add(1)
 		jobs[i] = hookJob{ev: ev}
 	}
 	return jobs
+}
+
+// countEnded adds evs to the counts of endings by reason.
+func (m *Manager) countEnded(evs []Event) {
+	var n [len(reasonNames)]uint64
+	for _, ev := range evs {
+		n[ev.Reason]++
+	}
+	for r, c := range n {
+		if c > 0 {
+			m.stats.ended[r].Add(c)
+		}
+	}
 }
 
 func (m *Manager) storeErr(op string, err error) error {
