@@ -103,7 +103,7 @@ func oursInstance(n int, store sessions.Store, rt *atomic.Int64, closeStore func
 		}
 	}}
 	in.login = func(user string) (string, error) {
-		w := newHeaderWriter()
+		w := newRecorder()
 		if _, err := m.Start(w, newRequest(""), user, payload(user)); err != nil {
 			return "", err
 		}
@@ -169,7 +169,7 @@ func oursInstance(n int, store sessions.Store, rt *atomic.Int64, closeStore func
 		if err != nil {
 			return err
 		}
-		return statusErr(serve(handlers[opEnd], newRequest(c)))
+		return statusErr(serve(handlers[opEnd], newRecorder(), newRequest(c)))
 	}
 
 	in.cookies = make([]string, n)
@@ -293,7 +293,7 @@ func scsInstance(p *scsPopulation, idle time.Duration, rt *atomic.Int64) *instan
 		if err != nil {
 			return err
 		}
-		return statusErr(serve(handlers[opEnd], newRequest(c)))
+		return statusErr(serve(handlers[opEnd], newRecorder(), newRequest(c)))
 	}
 	// scs tokens are not signed: a forged cookie is a well-formed token the
 	// store does not know.
@@ -333,7 +333,7 @@ func gorillaInstance(n int) (*instance, error) {
 			return "", err
 		}
 		s.Values["user_id"], s.Values["saldo"] = user, 1000
-		w := newHeaderWriter()
+		w := newRecorder()
 		if err := s.Save(r, w); err != nil {
 			return "", err
 		}

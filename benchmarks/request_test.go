@@ -1,7 +1,6 @@
 package benchmarks
 
 import (
-	"net/http/httptest"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -121,7 +120,10 @@ func runOp(b *testing.B, in *instance, op string, parallel bool) {
 		runRequests(b, parallel, h, in.forged, in.rt)
 	case opStart:
 		users := make([]string, chunkSize)
-		recs := make([]*httptest.ResponseRecorder, chunkSize)
+		recs := make([]*recorder, chunkSize)
+		for i := range recs {
+			recs[i] = newRecorder()
+		}
 		runChunked(b, parallel,
 			func(k int) error {
 				for i := range k {
@@ -140,11 +142,14 @@ func runOp(b *testing.B, in *instance, op string, parallel bool) {
 			func(i int) error {
 				r := newRequest("")
 				r.Header["X-User"] = []string{users[i]}
-				recs[i] = serve(h, r)
-				return statusErr(recs[i])
+				return statusErr(serve(h, recs[i], r))
 			}, in.rt)
 	case opEnd:
 		cookies := make([]string, chunkSize)
+		recs := make([]*recorder, chunkSize)
+		for i := range recs {
+			recs[i] = newRecorder()
+		}
 		runChunked(b, parallel,
 			func(k int) error { // sessions to end, untimed
 				for i := range k {
@@ -157,7 +162,7 @@ func runOp(b *testing.B, in *instance, op string, parallel bool) {
 				return nil
 			},
 			func(int) error { return nil },
-			func(i int) error { return statusErr(serve(h, newRequest(cookies[i]))) }, in.rt)
+			func(i int) error { return statusErr(serve(h, recs[i], newRequest(cookies[i]))) }, in.rt)
 	default:
 		b.Fatalf("unknown workload %q", op)
 	}

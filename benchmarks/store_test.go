@@ -87,7 +87,7 @@ func BenchmarkMemory(b *testing.B) {
 								// Strings a server allocates for each request.
 								r.Header["User-Agent"] = []string{strings.Clone(userAgent)}
 								r.RemoteAddr = "192.0.2." + strconv.Itoa(i%250) + ":" + strconv.Itoa(1024+i%60000)
-								_, err := m.Start(newHeaderWriter(), r, user, payload(user))
+								_, err := m.Start(newRecorder(), r, user, payload(user))
 								return err
 							}
 						}
@@ -358,6 +358,7 @@ func probeDuring(b *testing.B, s *sweeper, f func()) (time.Duration, int) {
 	go func() {
 		var res result
 		defer func() { done <- res }()
+		w := newRecorder()
 		for i := 0; ; i++ {
 			select {
 			case <-stop:
@@ -365,7 +366,7 @@ func probeDuring(b *testing.B, s *sweeper, f func()) (time.Duration, int) {
 			default:
 			}
 			t := time.Now()
-			rec := serve(s.probe, newRequest(s.cookies[i%len(s.cookies)]))
+			rec := serve(s.probe, w, newRequest(s.cookies[i%len(s.cookies)]))
 			res.longest = max(res.longest, time.Since(t))
 			res.n++
 			if res.err = statusErr(rec); res.err != nil {
