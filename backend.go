@@ -333,7 +333,7 @@ func (b *storeBackend) save(ctx context.Context, s *Session) error {
 	s.sh.touched = s.sh.touched || touched
 	s.mu.Unlock()
 	if errors.Is(err, ErrNotFound) {
-		s.state.Or(stateEnded)
+		s.ended.Store(true)
 	}
 	return err
 }

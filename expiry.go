@@ -6,8 +6,8 @@ package sessions
 // whose deadline has passed is looked at again and re-filed under the
 // session's real deadline if it is still live), and a session that ends
 // otherwise leaves its entry behind, counted in stale, until a pop finds it
-// or compact drops every such entry. Each live session has exactly one entry,
-// except while a sweep holds it as a candidate. The shard's lock guards it.
+// or addStale drops every such entry. Each live session has exactly one
+// entry. The shard's lock guards it.
 type expiryHeap struct {
 	e     []expiryEntry
 	stale int // entries of sessions that have ended
@@ -19,7 +19,6 @@ type expiryEntry struct {
 }
 
 func (h *expiryHeap) push(s *Session) {
-	s.state.Or(stateFiled)
 	h.e = append(h.e, expiryEntry{s.deadline(), s})
 	h.up(len(h.e) - 1)
 }
@@ -29,7 +28,6 @@ func (h *expiryHeap) top() expiryEntry { return h.e[0] }
 
 // pop removes the entry due first.
 func (h *expiryHeap) pop() {
-	h.e[0].s.state.And(^uint32(stateFiled))
 	n := len(h.e) - 1
 	h.e[0] = h.e[n]
 	h.e[n] = expiryEntry{}
@@ -45,17 +43,15 @@ func (h *expiryHeap) refile(at int64) {
 	h.down(0)
 }
 
-// ended records that s has ended, and drops the stale entries once they
-// are more than half of the heap.
-func (h *expiryHeap) ended(s *Session) {
-	if s.state.Load()&stateFiled == 0 {
-		return // a sweep holds it: it has no entry
-	}
+// addStale records that a session with an entry has ended otherwise than by
+// being popped, and drops the stale entries once they are more than half
+// of the heap.
+func (h *expiryHeap) addStale() {
 	h.stale++
 	if h.stale > 64 && h.stale > len(h.e)/2 {
 		live := h.e[:0]
 		for _, e := range h.e {
-			if !e.s.ended() {
+			if !e.s.ended.Load() {
 				live = append(live, e)
 			}
 		}
@@ -104,7 +100,7 @@ func (h *expiryHeap) expired(now int64, out []*Session) []*Session {
 		if i >= len(h.e) || h.e[i].at > now {
 			return
 		}
-		if s := h.e[i].s; !s.ended() && s.expiredAt(now) {
+		if s := h.e[i].s; !s.ended.Load() && s.expiredAt(now) {
 			out = append(out, s)
 		}
 		walk(2*i + 1)

@@ -101,7 +101,7 @@ func (st *MemoryStore) lookup(id uuid.UUID) *Session {
 		if s == nil {
 			return nil
 		}
-		if s != tombstone && s.id == id && !s.ended() {
+		if s != tombstone && s.id == id && !s.ended.Load() {
 			return s
 		}
 	}
@@ -173,7 +173,7 @@ func (st *MemoryStore) insert(s *Session, limit int, policy LimitPolicy, now int
 	keep := list[:0]
 	for _, o := range list {
 		switch {
-		case o.ended(): // a sweep is taking it out of the index
+		case o.ended.Load(): // a sweep is taking it out of the index
 		case o.expiredAt(now) && st.drop(o):
 			removed = append(removed, o)
 		default:
@@ -218,12 +218,12 @@ func (st *MemoryStore) drop(s *Session) bool {
 	sh := st.shard(s.id)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if s.ended() {
+	if s.ended.Load() {
 		return false
 	}
-	s.state.Or(stateEnded) // before it leaves the table: see sessionTable
+	s.ended.Store(true) // before it leaves the table: see sessionTable
 	sh.ids.remove(s)
-	sh.exp.ended(s)
+	sh.exp.addStale()
 	st.live.Add(-1)
 	return true
 }
@@ -273,7 +273,7 @@ func (st *MemoryStore) removeUser(user string, now int64) []*Session {
 			removed = append(removed, s)
 			continue
 		}
-		if !s.ended() {
+		if !s.ended.Load() {
 			keep = append(keep, s)
 		}
 	}
@@ -291,7 +291,7 @@ func (st *MemoryStore) userSessions(user string, now int64) []*Session {
 	list, _ := us.sessions(user, uh)
 	var out []*Session
 	for _, s := range list {
-		if !s.ended() && !s.expiredAt(now) {
+		if !s.ended.Load() && !s.expiredAt(now) {
 			out = append(out, s)
 		}
 	}
@@ -360,14 +360,14 @@ func (sh *memShard) takeDue(now int64, n int, out []*Session) []*Session {
 	for len(out)-first < n && len(sh.exp.e) > 0 && sh.exp.top().at <= now {
 		s := sh.exp.top().s
 		switch d := s.deadline(); {
-		case s.ended(): // ended otherwise: its entry was stale
+		case s.ended.Load(): // ended otherwise: its entry was stale
 			sh.exp.pop()
 			sh.exp.stale--
 		case d > now: // activity moved it: file it anew
 			sh.exp.refile(d)
 		default:
 			sh.exp.pop()
-			s.state.Or(stateEnded) // before it leaves the table: see sessionTable
+			s.ended.Store(true) // before it leaves the table: see sessionTable
 			sh.ids.remove(s)
 			out = append(out, s)
 		}

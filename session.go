@@ -26,9 +26,9 @@ type Session struct {
 	idle     time.Duration
 	absolute int64 // absolute deadline, Unix nanoseconds; 0 → none
 
-	last  atomic.Int64  // last activity, Unix nanoseconds
-	state atomic.Uint32 // stateEnded | stateFiled
-	uhash uint32        // on the memory store: the hash of userID that places it (set before it is published)
+	last  atomic.Int64 // last activity, Unix nanoseconds
+	ended atomic.Bool  // set once, never cleared; on the memory store under the session's shard lock
+	uhash uint32       // on the memory store: the hash of userID that places it (set before it is published)
 
 	vsum atomic.Uint64 // keyed sum of a cookie value that verified; 0 → none (see remember)
 
@@ -38,15 +38,6 @@ type Session struct {
 
 	sh *sharedState // nil on the memory store
 }
-
-// The bits of Session.state. On the memory store both change only under the
-// lock of the session's shard; readers may load them at any time.
-const (
-	stateEnded = 1 << iota // the session has ended; it never comes back
-	stateFiled             // it has an entry in its memory-store shard's expiry heap
-)
-
-func (s *Session) ended() bool { return s.state.Load()&stateEnded != 0 }
 
 type entry struct {
 	key string
@@ -104,7 +95,7 @@ func (s *Session) RemoteAddr() string {
 // Active reports whether the session has neither ended nor expired. For a
 // session loaded from a shared store it reflects what this process knows.
 func (s *Session) Active() bool {
-	return !s.ended() && !s.expiredAt(time.Now().UnixNano())
+	return !s.ended.Load() && !s.expiredAt(time.Now().UnixNano())
 }
 
 // IdleFor returns how long the session has been idle.
