@@ -28,11 +28,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
-	"net/url"
 	"os"
 	"runtime"
-	"runtime/metrics"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,6 +38,7 @@ import (
 	"time"
 
 	"github.com/tokyopredictor/sessions"
+	"github.com/tokyopredictor/sessions/internal/benchkit"
 )
 
 // benchFullEnv turns on the 1M-session populations (with -short unset).
@@ -53,24 +51,12 @@ var benchKey = []byte("bench-key-0123456789abcdefghijkl")
 // refills, so the population stays within chunkSize of its size.
 const chunkSize = 1024
 
-var benchURL = &url.URL{Scheme: "http", Host: "example.com", Path: "/"}
-
 func benchSizes() []int {
 	sizes := []int{1_000, 100_000}
 	if !testing.Short() && os.Getenv(benchFullEnv) == "1" {
 		sizes = append(sizes, 1_000_000)
 	}
 	return sizes
-}
-
-func sizeName(n int) string {
-	switch {
-	case n >= 1_000_000 && n%1_000_000 == 0:
-		return strconv.Itoa(n/1_000_000) + "M"
-	case n >= 1_000 && n%1_000 == 0:
-		return strconv.Itoa(n/1_000) + "k"
-	}
-	return strconv.Itoa(n)
 }
 
 func benchConfig() sessions.Config {
@@ -90,92 +76,18 @@ func newBenchManager(b *testing.B, cfg sessions.Config, opts ...sessions.Option)
 	return m
 }
 
-// userName returns the i-th user ID, 7 bytes like the payload's "u123456"
-// for i below a million.
-func userName(i int) string { return fmt.Sprintf("u%06d", i) }
-
 // payload is the session data of issue 4's memory target.
 func payload(user string) map[string]any {
 	return map[string]any{"user_id": user, "saldo": 1000}
 }
 
-// newRequest returns a GET / carrying cookie ("name=value") when it is not
-// empty. It is built by hand, not parsed, so that the harness costs little
-// and the same for every row.
-func newRequest(cookie string) *http.Request {
-	r := &http.Request{
-		Method:     http.MethodGet,
-		URL:        benchURL,
-		Proto:      "HTTP/1.1",
-		ProtoMajor: 1,
-		ProtoMinor: 1,
-		Header:     make(http.Header, 2),
-		Host:       "example.com",
-		RemoteAddr: "192.0.2.1:1234",
-		RequestURI: "/",
-	}
-	if cookie != "" {
-		r.Header["Cookie"] = []string{cookie}
-	}
-	return r
-}
-
-// recorder is the ResponseWriter of every benchmarked request: it keeps the
-// status, the headers and the first bytes of the body, and one goroutine
-// reuses it from request to request. httptest.ResponseRecorder costs about
-// 1.8 µs and 10 allocations a request here (it snapshots the headers and
-// buffers the body): more than the Middleware itself, and enough garbage
-// that even the bare handler hardly ran faster on two cores than on one.
-type recorder struct {
-	h    http.Header
-	code int
-	body []byte
-}
-
-func newRecorder() *recorder { return &recorder{h: make(http.Header)} }
-
-func (w *recorder) Header() http.Header { return w.h }
-
-func (w *recorder) WriteHeader(code int) {
-	if w.code == 0 {
-		w.code = code
-	}
-}
-
-func (w *recorder) Write(p []byte) (int, error) {
-	w.WriteHeader(http.StatusOK)
-	if n := min(len(p), 256-len(w.body)); n > 0 {
-		w.body = append(w.body, p[:n]...)
-	}
-	return len(p), nil
-}
-
-// serve runs r through h, writing to w after clearing it, and returns w.
-func serve(h http.Handler, w *recorder, r *http.Request) *recorder {
-	clear(w.h)
-	w.code, w.body = 0, w.body[:0]
-	h.ServeHTTP(w, r)
-	return w
-}
-
-// setCookie returns the "name=value" pair of the session cookie set in h.
-func setCookie(h http.Header) (string, error) {
-	for _, sc := range h["Set-Cookie"] {
-		pair, _, _ := strings.Cut(sc, ";")
-		if _, v, ok := strings.Cut(pair, "="); ok && v != "" {
-			return pair, nil
-		}
-	}
-	return "", errors.New("no session cookie in the response")
-}
-
 // login starts a session for user with the payload and returns its cookie.
 func login(m *sessions.Manager, user string) (string, error) {
-	w := newRecorder()
-	if _, err := m.Start(w, newRequest(""), user, payload(user)); err != nil {
+	w := benchkit.NewRecorder()
+	if _, err := m.Start(w, benchkit.NewRequest(""), user, payload(user)); err != nil {
 		return "", err
 	}
-	return setCookie(w.h)
+	return benchkit.SetCookie(w.Header())
 }
 
 // fill runs f(i) for i in [from, to) on GOMAXPROCS goroutines.
@@ -212,7 +124,7 @@ func newPopulation(b *testing.B, n int) *population {
 	b.Helper()
 	p := &population{m: newBenchManager(b, benchConfig()), cookies: make([]string, n)}
 	fill(b, 0, n, func(i int) (err error) {
-		p.cookies[i], err = login(p.m, userName(i))
+		p.cookies[i], err = login(p.m, benchkit.UserName(i))
 		return err
 	})
 	rand.New(rand.NewPCG(1, 2)).Shuffle(n, func(i, j int) {
@@ -312,9 +224,9 @@ func runRequests(b *testing.B, parallel bool, h http.Handler, cookies []string) 
 	b.ReportAllocs()
 	b.ResetTimer()
 	if !parallel {
-		w := newRecorder()
+		w := benchkit.NewRecorder()
 		for i := range b.N {
-			if err := statusErr(serve(h, w, newRequest(cookies[i%len(cookies)]))); err != nil {
+			if err := benchkit.StatusErr(benchkit.Serve(h, w, benchkit.NewRequest(cookies[i%len(cookies)]))); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -324,9 +236,9 @@ func runRequests(b *testing.B, parallel bool, h http.Handler, cookies []string) 
 	b.RunParallel(func(pb *testing.PB) {
 		// Workers start far apart, so they rarely share a session.
 		i := int(worker.Add(1)-1) * (len(cookies)/runtime.GOMAXPROCS(0) + 1)
-		w := newRecorder()
+		w := benchkit.NewRecorder()
 		for ; pb.Next(); i++ {
-			if err := statusErr(serve(h, w, newRequest(cookies[i%len(cookies)]))); err != nil {
+			if err := benchkit.StatusErr(benchkit.Serve(h, w, benchkit.NewRequest(cookies[i%len(cookies)]))); err != nil {
 				b.Error(err)
 				return
 			}
@@ -378,15 +290,6 @@ func runChunked(b *testing.B, parallel bool, prep, after func(n int), op func(i 
 	}
 }
 
-// statusErr describes a response that is not 200 OK (as net/http would
-// send it: a handler that writes nothing sends 200).
-func statusErr(w *recorder) error {
-	if w.code != 0 && w.code != http.StatusOK {
-		return fmt.Errorf("status %d: %s", w.code, w.body)
-	}
-	return nil
-}
-
 // BenchmarkRequest measures one request through the Middleware on the
 // memory store, for each workload, with 1k, 100k (and 1M) live sessions,
 // against a bare handler through the same harness.
@@ -407,7 +310,7 @@ func BenchmarkRequest(b *testing.B) {
 		}
 	})
 	for _, n := range benchSizes() {
-		b.Run("live="+sizeName(n), func(b *testing.B) {
+		b.Run("live="+benchkit.SizeName(n), func(b *testing.B) {
 			p := newPopulation(b, n)
 			m := p.m
 			forged := make([]string, min(n, 1024))
@@ -439,22 +342,22 @@ func BenchmarkRequest(b *testing.B) {
 				b.Run("start/"+mode.name, func(b *testing.B) {
 					h := m.Middleware(startApp(m))
 					users := make([]string, chunkSize)
-					recs := make([]*recorder, chunkSize)
+					recs := make([]*benchkit.Recorder, chunkSize)
 					for i := range recs {
-						recs[i] = newRecorder()
+						recs[i] = benchkit.NewRecorder()
 					}
-					end, w := m.Middleware(endApp(m)), newRecorder()
+					end, w := m.Middleware(endApp(m)), benchkit.NewRecorder()
 					runChunked(b, mode.parallel,
 						func(k int) {
 							for i := range k {
-								users[i] = userName(int(logins.Add(1)))
+								users[i] = benchkit.UserName(int(logins.Add(1)))
 							}
 						},
 						func(k int) { // log the new sessions out, untimed
 							for i := range k {
-								c, err := setCookie(recs[i].Header())
+								c, err := benchkit.SetCookie(recs[i].Header())
 								if err == nil {
-									err = statusErr(serve(end, w, newRequest(c)))
+									err = benchkit.StatusErr(benchkit.Serve(end, w, benchkit.NewRequest(c)))
 								}
 								if err != nil {
 									b.Fatal(err)
@@ -462,9 +365,9 @@ func BenchmarkRequest(b *testing.B) {
 							}
 						},
 						func(i int) error {
-							r := newRequest("")
+							r := benchkit.NewRequest("")
 							r.Header["X-User"] = []string{users[i]}
-							return statusErr(serve(h, recs[i], r))
+							return benchkit.StatusErr(benchkit.Serve(h, recs[i], r))
 						})
 				})
 			}
@@ -472,14 +375,14 @@ func BenchmarkRequest(b *testing.B) {
 				b.Run("end/"+mode.name, func(b *testing.B) {
 					h := m.Middleware(endApp(m))
 					cookies := make([]string, chunkSize)
-					recs := make([]*recorder, chunkSize)
+					recs := make([]*benchkit.Recorder, chunkSize)
 					for i := range recs {
-						recs[i] = newRecorder()
+						recs[i] = benchkit.NewRecorder()
 					}
 					runChunked(b, mode.parallel,
 						func(k int) { // sessions to end, untimed
 							for i := range k {
-								c, err := login(m, userName(int(logins.Add(1))))
+								c, err := login(m, benchkit.UserName(int(logins.Add(1))))
 								if err != nil {
 									b.Fatal(err)
 								}
@@ -487,7 +390,7 @@ func BenchmarkRequest(b *testing.B) {
 							}
 						},
 						func(int) {},
-						func(i int) error { return statusErr(serve(h, recs[i], newRequest(cookies[i]))) })
+						func(i int) error { return benchkit.StatusErr(benchkit.Serve(h, recs[i], benchkit.NewRequest(cookies[i]))) })
 				})
 			}
 			if got := m.Stats().ActiveSessions; got != n {
@@ -534,7 +437,7 @@ func sweepSetup(b *testing.B, n int) (m, short *sessions.Manager, cookies []stri
 	cookies = make([]string, probes)
 	ctx := context.Background()
 	fill(b, 0, n, func(i int) (err error) {
-		user := userName(i)
+		user := benchkit.UserName(i)
 		if i < probes {
 			cookies[i], err = login(m, user)
 			return err
@@ -548,7 +451,7 @@ func sweepSetup(b *testing.B, n int) (m, short *sessions.Manager, cookies []stri
 // probe serves read-hit requests through h until stop is closed and
 // returns the longest a request took and how many ran.
 func probe(h http.Handler, cookies []string, stop <-chan struct{}) (longest time.Duration, n int, err error) {
-	w := newRecorder()
+	w := benchkit.NewRecorder()
 	for i := 0; ; i++ {
 		select {
 		case <-stop:
@@ -556,10 +459,10 @@ func probe(h http.Handler, cookies []string, stop <-chan struct{}) (longest time
 		default:
 		}
 		t := time.Now()
-		rec := serve(h, w, newRequest(cookies[i%len(cookies)]))
+		rec := benchkit.Serve(h, w, benchkit.NewRequest(cookies[i%len(cookies)]))
 		longest = max(longest, time.Since(t))
 		n++
-		if err := statusErr(rec); err != nil {
+		if err := benchkit.StatusErr(rec); err != nil {
 			return longest, n, err
 		}
 	}
@@ -606,7 +509,7 @@ func probeDuring(b *testing.B, h http.Handler, cookies []string, f func()) (time
 // sessions and the baseline, so that b.N stays small.
 func BenchmarkSweep(b *testing.B) {
 	for _, n := range benchSizes() {
-		b.Run("live="+sizeName(n), func(b *testing.B) {
+		b.Run("live="+benchkit.SizeName(n), func(b *testing.B) {
 			m, short, cookies := sweepSetup(b, n)
 			ctx := context.Background()
 			round := 0
@@ -647,15 +550,15 @@ func BenchmarkSweep(b *testing.B) {
 					})
 					worstIdle = max(worstIdle, idle)
 					t := time.Now()
-					w0 := runtimeWaits()
+					w0 := benchkit.ReadWaits()
 					l, reqs := probeDuring(b, h, cookies, func() { sweep(b, k) })
-					w1 := runtimeWaits()
+					w1 := benchkit.ReadWaits()
 					last = time.Since(t)
 					worst = max(worst, l)
-					worstLock = max(worstLock, w1.lock-w0.lock)
-					worstSched = max(worstSched, w0.maxSched(w1))
+					worstLock = max(worstLock, w1.Lock-w0.Lock)
+					worstSched = max(worstSched, w0.MaxSched(w1))
 					requests += reqs
-					cycles += int(w1.gc - w0.gc)
+					cycles += int(w1.GC - w0.GC)
 				}
 				b.ReportMetric(float64(worst.Microseconds()), "max-req-µs")
 				b.ReportMetric(float64(worstIdle.Microseconds()), "max-req-idle-µs")
@@ -666,50 +569,6 @@ func BenchmarkSweep(b *testing.B) {
 			})
 		})
 	}
-}
-
-var waitSamples = []metrics.Sample{
-	{Name: "/sync/mutex/wait/total:seconds"},
-	{Name: "/gc/cycles/total:gc-cycles"},
-	{Name: "/sched/latencies:seconds"},
-}
-
-// waits is a reading of the runtime's wait counters.
-type waits struct {
-	lock   time.Duration // goroutines blocked on sync.Mutex, RWMutex.Lock and runtime locks
-	gc     uint64        // completed collections
-	sched  []uint64      // histogram of the time goroutines waited to run
-	bounds []float64
-}
-
-func runtimeWaits() waits {
-	metrics.Read(waitSamples)
-	h := waitSamples[2].Value.Float64Histogram()
-	return waits{
-		lock:   time.Duration(waitSamples[0].Value.Float64() * 1e9),
-		gc:     waitSamples[1].Value.Uint64(),
-		sched:  slices.Clone(h.Counts),
-		bounds: h.Buckets,
-	}
-}
-
-// maxSched returns the upper bound of the longest a goroutine waited to run
-// between the readings w and after.
-func (w waits) maxSched(after waits) time.Duration {
-	for i := len(after.sched) - 1; i >= 0; i-- {
-		if after.sched[i] > w.sched[i] {
-			return time.Duration(min(after.bounds[i+1], 3600) * 1e9)
-		}
-	}
-	return 0
-}
-
-// heapInUse returns the bytes of live heap objects after a full collection.
-func heapInUse() uint64 {
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return ms.HeapAlloc
 }
 
 // BenchmarkMemory reports the heap each live session holds on the memory
@@ -724,7 +583,7 @@ func BenchmarkMemory(b *testing.B) {
 	ctx := context.Background()
 	for _, n := range benchSizes() {
 		for _, via := range []string{"create", "start"} {
-			b.Run("live="+sizeName(n)+"/via="+via, func(b *testing.B) {
+			b.Run("live="+benchkit.SizeName(n)+"/via="+via, func(b *testing.B) {
 				var perSession float64
 				for range b.N {
 					m, err := sessions.NewManager(benchConfig())
@@ -732,23 +591,23 @@ func BenchmarkMemory(b *testing.B) {
 						b.Fatal(err)
 					}
 					b.Cleanup(func() { _ = m.Close() }) // on failure; Close is idempotent
-					before := heapInUse()
+					before := benchkit.HeapInUse()
 					for i := range n {
-						user := userName(i)
+						user := benchkit.UserName(i)
 						if via == "create" {
 							_, err = m.Create(ctx, user, payload(user))
 						} else {
-							r := newRequest("")
+							r := benchkit.NewRequest("")
 							// Strings a server would have allocated for this request.
 							r.Header["User-Agent"] = []string{strings.Clone(userAgent)}
 							r.RemoteAddr = "192.0.2." + strconv.Itoa(i%250) + ":" + strconv.Itoa(1024+i%60000)
-							_, err = m.Start(newRecorder(), r, user, payload(user))
+							_, err = m.Start(benchkit.NewRecorder(), r, user, payload(user))
 						}
 						if err != nil {
 							b.Fatal(err)
 						}
 					}
-					after := heapInUse()
+					after := benchkit.HeapInUse()
 					perSession = (float64(after) - float64(before)) / float64(n)
 					if got := m.Stats().ActiveSessions; got != n {
 						b.Fatalf("%d live sessions, want %d", got, n)

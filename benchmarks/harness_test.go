@@ -15,14 +15,14 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
-	"net/url"
 	"os"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/tokyopredictor/sessions/internal/benchkit"
 )
 
 const benchFullEnv = "SESSIONS_BENCH_FULL"
@@ -32,8 +32,7 @@ const benchFullEnv = "SESSIONS_BENCH_FULL"
 const chunkSize = 1024
 
 var (
-	benchURL = &url.URL{Scheme: "http", Host: "example.com", Path: "/"}
-	okBody   = []byte("ok")
+	okBody = []byte("ok")
 	// hashKey is fixed so that runs are comparable; it signs nothing real.
 	hashKey = []byte("bench-key-0123456789abcdefghijkl")
 )
@@ -47,100 +46,6 @@ func sizes() []int {
 		return []int{1_000, 100_000, 1_000_000}
 	}
 	return []int{1_000}
-}
-
-func sizeName(n int) string {
-	switch {
-	case n >= 1_000_000 && n%1_000_000 == 0:
-		return strconv.Itoa(n/1_000_000) + "M"
-	case n >= 1_000 && n%1_000 == 0:
-		return strconv.Itoa(n/1_000) + "k"
-	}
-	return strconv.Itoa(n)
-}
-
-// userName returns the i-th user ID: 7 bytes like "u123456" below a million.
-func userName(i int) string { return fmt.Sprintf("u%06d", i) }
-
-// newRequest returns a GET / carrying cookie ("name=value") unless it is
-// empty, built by hand so that the harness costs little and the same for
-// every library.
-func newRequest(cookie string) *http.Request {
-	r := &http.Request{
-		Method:     http.MethodGet,
-		URL:        benchURL,
-		Proto:      "HTTP/1.1",
-		ProtoMajor: 1,
-		ProtoMinor: 1,
-		Header:     make(http.Header, 2),
-		Host:       "example.com",
-		RemoteAddr: "192.0.2.1:1234",
-		RequestURI: "/",
-	}
-	if cookie != "" {
-		r.Header["Cookie"] = []string{cookie}
-	}
-	return r
-}
-
-// recorder is the ResponseWriter of every benchmarked request: it keeps the
-// status, the headers and the first bytes of the body, and one goroutine
-// reuses it from request to request. httptest.ResponseRecorder costs about
-// 1.8 µs and 10 allocations a request here (it snapshots the headers and
-// buffers the body): more than some libraries' whole work, and enough
-// garbage that even the bare handler hardly ran faster on two cores than on
-// one.
-type recorder struct {
-	h    http.Header
-	code int
-	body []byte
-}
-
-func newRecorder() *recorder { return &recorder{h: make(http.Header)} }
-
-func (w *recorder) Header() http.Header { return w.h }
-
-func (w *recorder) WriteHeader(code int) {
-	if w.code == 0 {
-		w.code = code
-	}
-}
-
-func (w *recorder) Write(p []byte) (int, error) {
-	w.WriteHeader(http.StatusOK)
-	if n := min(len(p), 256-len(w.body)); n > 0 {
-		w.body = append(w.body, p[:n]...)
-	}
-	return len(p), nil
-}
-
-// serve runs r through h, writing to w after clearing it, and returns w.
-func serve(h http.Handler, w *recorder, r *http.Request) *recorder {
-	clear(w.h)
-	w.code, w.body = 0, w.body[:0]
-	h.ServeHTTP(w, r)
-	return w
-}
-
-// statusErr describes a response that is not 200 OK (as net/http would
-// send it: a handler that writes nothing sends 200).
-func statusErr(w *recorder) error {
-	if w.code != 0 && w.code != http.StatusOK {
-		return fmt.Errorf("status %d: %s", w.code, strings.TrimSpace(string(w.body)))
-	}
-	return nil
-}
-
-// setCookie returns the "name=value" pair of the first non-empty cookie
-// set in h.
-func setCookie(h http.Header) (string, error) {
-	for _, sc := range h["Set-Cookie"] {
-		pair, _, _ := strings.Cut(sc, ";")
-		if _, v, ok := strings.Cut(pair, "="); ok && v != "" {
-			return pair, nil
-		}
-	}
-	return "", errors.New("no session cookie in the response")
 }
 
 // tamper returns a securecookie-format cookie with the first byte of its
@@ -239,9 +144,9 @@ func runRequests(b *testing.B, parallel bool, h http.Handler, cookies []string, 
 	}
 	b.ResetTimer()
 	if !parallel {
-		w := newRecorder()
+		w := benchkit.NewRecorder()
 		for i := range b.N {
-			if err := statusErr(serve(h, w, newRequest(cookies[i%len(cookies)]))); err != nil {
+			if err := benchkit.StatusErr(benchkit.Serve(h, w, benchkit.NewRequest(cookies[i%len(cookies)]))); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -250,9 +155,9 @@ func runRequests(b *testing.B, parallel bool, h http.Handler, cookies []string, 
 		b.RunParallel(func(pb *testing.PB) {
 			// Workers start far apart, so they rarely share a session.
 			i := int(worker.Add(1)-1) * (len(cookies)/runtime.GOMAXPROCS(0) + 1)
-			w := newRecorder()
+			w := benchkit.NewRecorder()
 			for ; pb.Next(); i++ {
-				if err := statusErr(serve(h, w, newRequest(cookies[i%len(cookies)]))); err != nil {
+				if err := benchkit.StatusErr(benchkit.Serve(h, w, benchkit.NewRequest(cookies[i%len(cookies)]))); err != nil {
 					b.Error(err)
 					return
 				}
@@ -271,14 +176,14 @@ func runRequests(b *testing.B, parallel bool, h http.Handler, cookies []string, 
 func runLean(b *testing.B, parallel bool, h http.Handler, cookies []string) {
 	reqs := make([]*http.Request, min(len(cookies), 4096))
 	for i := range reqs {
-		reqs[i] = newRequest(cookies[i])
+		reqs[i] = benchkit.NewRequest(cookies[i])
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	if !parallel {
-		w := newRecorder()
+		w := benchkit.NewRecorder()
 		for i := range b.N {
-			if err := statusErr(serve(h, w, reqs[i%len(reqs)])); err != nil {
+			if err := benchkit.StatusErr(benchkit.Serve(h, w, reqs[i%len(reqs)])); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -286,10 +191,10 @@ func runLean(b *testing.B, parallel bool, h http.Handler, cookies []string) {
 	}
 	var worker atomic.Int64
 	b.RunParallel(func(pb *testing.PB) {
-		w := newRecorder()
+		w := benchkit.NewRecorder()
 		i := int(worker.Add(1)-1) * (len(reqs)/runtime.GOMAXPROCS(0) + 1)
 		for ; pb.Next(); i++ {
-			if err := statusErr(serve(h, w, reqs[i%len(reqs)])); err != nil {
+			if err := benchkit.StatusErr(benchkit.Serve(h, w, reqs[i%len(reqs)])); err != nil {
 				b.Error(err)
 				return
 			}

@@ -23,6 +23,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/tokyopredictor/sessions"
+	"github.com/tokyopredictor/sessions/internal/benchkit"
 	oursredis "github.com/tokyopredictor/sessions/redisstore"
 )
 
@@ -103,11 +104,11 @@ func oursInstance(n int, store sessions.Store, rt *atomic.Int64, closeStore func
 		}
 	}}
 	in.login = func(user string) (string, error) {
-		w := newRecorder()
-		if _, err := m.Start(w, newRequest(""), user, payload(user)); err != nil {
+		w := benchkit.NewRecorder()
+		if _, err := m.Start(w, benchkit.NewRequest(""), user, payload(user)); err != nil {
 			return "", err
 		}
-		return setCookie(w.h)
+		return benchkit.SetCookie(w.Header())
 	}
 	apps := map[string]http.HandlerFunc{
 		opReadHit: func(w http.ResponseWriter, r *http.Request) {
@@ -165,16 +166,16 @@ func oursInstance(n int, store sessions.Store, rt *atomic.Int64, closeStore func
 	}
 	in.handler = func(op string) http.Handler { return handlers[op] }
 	in.logout = func(h http.Header) error {
-		c, err := setCookie(h)
+		c, err := benchkit.SetCookie(h)
 		if err != nil {
 			return err
 		}
-		return statusErr(serve(handlers[opEnd], newRecorder(), newRequest(c)))
+		return benchkit.StatusErr(benchkit.Serve(handlers[opEnd], benchkit.NewRecorder(), benchkit.NewRequest(c)))
 	}
 
 	in.cookies = make([]string, n)
 	if err := fill(n, func(i int) (err error) {
-		in.cookies[i], err = in.login(userName(i))
+		in.cookies[i], err = in.login(benchkit.UserName(i))
 		return err
 	}); err != nil {
 		in.close()
@@ -221,7 +222,7 @@ func newSCSPopulation(store scs.Store, n int) (*scsPopulation, error) {
 	sm.Store = store
 	p := &scsPopulation{store: store, cookies: make([]string, n)}
 	if err := fill(n, func(i int) (err error) {
-		p.cookies[i], err = scsLogin(sm, userName(i))
+		p.cookies[i], err = scsLogin(sm, benchkit.UserName(i))
 		return err
 	}); err != nil {
 		return nil, err
@@ -289,11 +290,11 @@ func scsInstance(p *scsPopulation, idle time.Duration, rt *atomic.Int64) *instan
 	}
 	in.handler = func(op string) http.Handler { return handlers[op] }
 	in.logout = func(h http.Header) error {
-		c, err := setCookie(h)
+		c, err := benchkit.SetCookie(h)
 		if err != nil {
 			return err
 		}
-		return statusErr(serve(handlers[opEnd], newRecorder(), newRequest(c)))
+		return benchkit.StatusErr(benchkit.Serve(handlers[opEnd], benchkit.NewRecorder(), benchkit.NewRequest(c)))
 	}
 	// scs tokens are not signed: a forged cookie is a well-formed token the
 	// store does not know.
@@ -310,7 +311,7 @@ func scsInstance(p *scsPopulation, idle time.Duration, rt *atomic.Int64) *instan
 // sessions (no cleanup goroutine: sweeps are run by BenchmarkSweep).
 func scsMemPopulation(b *testing.B, n int) *scsPopulation {
 	b.Helper()
-	return cached(b, "scs-memstore/"+sizeName(n), func() (*instance, error) {
+	return cached(b, "scs-memstore/"+benchkit.SizeName(n), func() (*instance, error) {
 		p, err := newSCSPopulation(memstore.NewWithCleanupInterval(0), n)
 		if err != nil {
 			return nil, err
@@ -327,17 +328,17 @@ func gorillaInstance(n int) (*instance, error) {
 	store.Options = &gsessions.Options{Path: "/", HttpOnly: true, Secure: true, SameSite: http.SameSiteLaxMode}
 	in := &instance{logout: func(http.Header) error { return nil }} // nothing server-side
 	in.login = func(user string) (string, error) {
-		r := newRequest("")
+		r := benchkit.NewRequest("")
 		s, err := store.New(r, name)
 		if err != nil {
 			return "", err
 		}
 		s.Values["user_id"], s.Values["saldo"] = user, 1000
-		w := newRecorder()
+		w := benchkit.NewRecorder()
 		if err := s.Save(r, w); err != nil {
 			return "", err
 		}
-		return setCookie(w.h)
+		return benchkit.SetCookie(w.Header())
 	}
 	apps := map[string]http.HandlerFunc{
 		opReadHit: func(w http.ResponseWriter, r *http.Request) {
@@ -399,7 +400,7 @@ func gorillaInstance(n int) (*instance, error) {
 	in.handler = func(op string) http.Handler { return apps[op] }
 	in.cookies = make([]string, n)
 	if err := fill(n, func(i int) (err error) {
-		in.cookies[i], err = in.login(userName(i))
+		in.cookies[i], err = in.login(benchkit.UserName(i))
 		return err
 	}); err != nil {
 		return nil, err

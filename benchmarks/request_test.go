@@ -8,6 +8,7 @@ import (
 	"github.com/gorilla/securecookie"
 
 	"github.com/tokyopredictor/sessions"
+	"github.com/tokyopredictor/sessions/internal/benchkit"
 )
 
 // library is one row set of the comparison.
@@ -23,31 +24,31 @@ var libraries = []library{
 		return cached(b, "bare", func() (*instance, error) { return bareInstance(), nil })
 	}},
 	{name: "ours-mem", big: true, get: func(b *testing.B, n int) *instance {
-		return cached(b, "ours-mem/"+sizeName(n), func() (*instance, error) {
+		return cached(b, "ours-mem/"+benchkit.SizeName(n), func() (*instance, error) {
 			return oursInstance(n, sessions.NewMemoryStore(), nil, nil)
 		})
 	}},
 	{name: "scs-mem", big: true, get: func(b *testing.B, n int) *instance {
-		return cached(b, "scs-mem/"+sizeName(n), func() (*instance, error) {
+		return cached(b, "scs-mem/"+benchkit.SizeName(n), func() (*instance, error) {
 			return scsInstance(scsMemPopulation(b, n), 0, nil), nil
 		})
 	}},
 	{name: "scs-mem-idle", big: true, get: func(b *testing.B, n int) *instance {
-		return cached(b, "scs-mem-idle/"+sizeName(n), func() (*instance, error) {
+		return cached(b, "scs-mem-idle/"+benchkit.SizeName(n), func() (*instance, error) {
 			return scsInstance(scsMemPopulation(b, n), 30*time.Minute, nil), nil
 		})
 	}},
 	{name: "gorilla-cookie", get: func(b *testing.B, n int) *instance {
-		return cached(b, "gorilla-cookie/"+sizeName(n), func() (*instance, error) { return gorillaInstance(n) })
+		return cached(b, "gorilla-cookie/"+benchkit.SizeName(n), func() (*instance, error) { return gorillaInstance(n) })
 	}},
 	{name: "ours-redis", redis: true, get: func(b *testing.B, n int) *instance {
-		return cached(b, "ours-redis/"+sizeName(n), func() (*instance, error) { return oursRedisInstance(n) })
+		return cached(b, "ours-redis/"+benchkit.SizeName(n), func() (*instance, error) { return oursRedisInstance(n) })
 	}},
 	{name: "scs-redis", redis: true, get: func(b *testing.B, n int) *instance {
-		return cached(b, "scs-redis/"+sizeName(n), func() (*instance, error) { return scsRedisInstance(n, 0) })
+		return cached(b, "scs-redis/"+benchkit.SizeName(n), func() (*instance, error) { return scsRedisInstance(n, 0) })
 	}},
 	{name: "scs-redis-idle", redis: true, get: func(b *testing.B, n int) *instance {
-		return cached(b, "scs-redis-idle/"+sizeName(n), func() (*instance, error) { return scsRedisInstance(n, 30*time.Minute) })
+		return cached(b, "scs-redis-idle/"+benchkit.SizeName(n), func() (*instance, error) { return scsRedisInstance(n, 30*time.Minute) })
 	}},
 }
 
@@ -95,7 +96,7 @@ func BenchmarkRequest(b *testing.B) {
 					if (n > 1_000 || op == opReadLean) && !lib.big {
 						continue
 					}
-					b.Run("live="+sizeName(n)+"/op="+op+"/mode="+mode.name+"/lib="+lib.name, func(b *testing.B) {
+					b.Run("live="+benchkit.SizeName(n)+"/op="+op+"/mode="+mode.name+"/lib="+lib.name, func(b *testing.B) {
 						if lib.redis {
 							requireRedis(b)
 						}
@@ -120,14 +121,14 @@ func runOp(b *testing.B, in *instance, op string, parallel bool) {
 		runRequests(b, parallel, h, in.forged, in.rt)
 	case opStart:
 		users := make([]string, chunkSize)
-		recs := make([]*recorder, chunkSize)
+		recs := make([]*benchkit.Recorder, chunkSize)
 		for i := range recs {
-			recs[i] = newRecorder()
+			recs[i] = benchkit.NewRecorder()
 		}
 		runChunked(b, parallel,
 			func(k int) error {
 				for i := range k {
-					users[i] = userName(int(loginSeq.Add(1)))
+					users[i] = benchkit.UserName(int(loginSeq.Add(1)))
 				}
 				return nil
 			},
@@ -140,20 +141,20 @@ func runOp(b *testing.B, in *instance, op string, parallel bool) {
 				return nil
 			},
 			func(i int) error {
-				r := newRequest("")
+				r := benchkit.NewRequest("")
 				r.Header["X-User"] = []string{users[i]}
-				return statusErr(serve(h, recs[i], r))
+				return benchkit.StatusErr(benchkit.Serve(h, recs[i], r))
 			}, in.rt)
 	case opEnd:
 		cookies := make([]string, chunkSize)
-		recs := make([]*recorder, chunkSize)
+		recs := make([]*benchkit.Recorder, chunkSize)
 		for i := range recs {
-			recs[i] = newRecorder()
+			recs[i] = benchkit.NewRecorder()
 		}
 		runChunked(b, parallel,
 			func(k int) error { // sessions to end, untimed
 				for i := range k {
-					c, err := in.login(userName(int(loginSeq.Add(1))))
+					c, err := in.login(benchkit.UserName(int(loginSeq.Add(1))))
 					if err != nil {
 						return err
 					}
@@ -162,7 +163,9 @@ func runOp(b *testing.B, in *instance, op string, parallel bool) {
 				return nil
 			},
 			func(int) error { return nil },
-			func(i int) error { return statusErr(serve(h, recs[i], newRequest(cookies[i]))) }, in.rt)
+			func(i int) error {
+				return benchkit.StatusErr(benchkit.Serve(h, recs[i], benchkit.NewRequest(cookies[i])))
+			}, in.rt)
 	default:
 		b.Fatalf("unknown workload %q", op)
 	}

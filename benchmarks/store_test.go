@@ -9,8 +9,6 @@ import (
 	"net/http"
 	"reflect"
 	"runtime"
-	"runtime/metrics"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -21,6 +19,7 @@ import (
 	"github.com/alexedwards/scs/v2/memstore"
 
 	"github.com/tokyopredictor/sessions"
+	"github.com/tokyopredictor/sessions/internal/benchkit"
 )
 
 // scsDeleteExpired is scs memstore's own sweep, which its cleanup goroutine
@@ -34,14 +33,6 @@ func scsDeleteExpired(m *memstore.MemStore)
 // scsItems returns how many items (live or expired) st holds.
 func scsItems(st *memstore.MemStore) int {
 	return reflect.ValueOf(st).Elem().FieldByName("items").Len()
-}
-
-// heapInUse returns the bytes of live heap objects after a full collection.
-func heapInUse() uint64 {
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return ms.HeapAlloc
 }
 
 // userAgent is a typical browser's, kept by sessions that Manager.Start
@@ -60,7 +51,7 @@ func BenchmarkMemory(b *testing.B) {
 	ctx := context.Background()
 	for _, n := range sizes() {
 		for _, lib := range []string{"ours-mem", "ours-mem-start", "scs-mem"} {
-			b.Run("live="+sizeName(n)+"/lib="+lib, func(b *testing.B) {
+			b.Run("live="+benchkit.SizeName(n)+"/lib="+lib, func(b *testing.B) {
 				var perSession float64
 				for range b.N {
 					var make1 func(i int) error
@@ -76,18 +67,18 @@ func BenchmarkMemory(b *testing.B) {
 						done = func() { _ = m.Close() }
 						count = func() int { return m.Stats().ActiveSessions }
 						make1 = func(i int) error {
-							user := userName(i)
+							user := benchkit.UserName(i)
 							_, err := m.Create(ctx, user, payload(user))
 							return err
 						}
 						if lib == "ours-mem-start" {
 							make1 = func(i int) error {
-								user := userName(i)
-								r := newRequest("")
+								user := benchkit.UserName(i)
+								r := benchkit.NewRequest("")
 								// Strings a server allocates for each request.
 								r.Header["User-Agent"] = []string{strings.Clone(userAgent)}
 								r.RemoteAddr = "192.0.2." + strconv.Itoa(i%250) + ":" + strconv.Itoa(1024+i%60000)
-								_, err := m.Start(newRecorder(), r, user, payload(user))
+								_, err := m.Start(benchkit.NewRecorder(), r, user, payload(user))
 								return err
 							}
 						}
@@ -98,17 +89,17 @@ func BenchmarkMemory(b *testing.B) {
 						done = func() { runtime.KeepAlive(st) }
 						count = func() int { return scsItems(st) }
 						make1 = func(i int) error {
-							_, err := scsLogin(sm, userName(i))
+							_, err := scsLogin(sm, benchkit.UserName(i))
 							return err
 						}
 					}
-					before := heapInUse()
+					before := benchkit.HeapInUse()
 					for i := range n {
 						if err := make1(i); err != nil {
 							b.Fatal(err)
 						}
 					}
-					after := heapInUse()
+					after := benchkit.HeapInUse()
 					if got := count(); got != n {
 						b.Fatalf("%d live sessions, want %d", got, n)
 					}
@@ -221,7 +212,7 @@ func BenchmarkSweep(b *testing.B) {
 	for _, n := range sizes() {
 		for _, pct := range []int{1, 10} {
 			for _, sw := range sweepers {
-				b.Run(fmt.Sprintf("live=%s/expired=%d%%/lib=%s", sizeName(n), pct, sw.name), func(b *testing.B) {
+				b.Run(fmt.Sprintf("live=%s/expired=%d%%/lib=%s", benchkit.SizeName(n), pct, sw.name), func(b *testing.B) {
 					s := sw.get(b, n)
 					k := n * pct / 100
 					live := s.live()
@@ -266,7 +257,7 @@ func BenchmarkSweep(b *testing.B) {
 func BenchmarkSweepPause(b *testing.B) {
 	for _, n := range sizes() {
 		for _, sw := range sweepers {
-			b.Run(fmt.Sprintf("live=%s/expired=10%%/lib=%s", sizeName(n), sw.name), func(b *testing.B) {
+			b.Run(fmt.Sprintf("live=%s/expired=10%%/lib=%s", benchkit.SizeName(n), sw.name), func(b *testing.B) {
 				s := sw.get(b, n)
 				k := n / 10
 				var worst, worstIdle, last, worstLock, worstSched time.Duration
@@ -283,19 +274,19 @@ func BenchmarkSweepPause(b *testing.B) {
 					})
 					worstIdle = max(worstIdle, idle)
 					t := time.Now()
-					w0 := runtimeWaits()
+					w0 := benchkit.ReadWaits()
 					l, reqs := probeDuring(b, s, func() {
 						if got, err := s.sweep(); err != nil || got != k {
 							b.Errorf("sweep removed %d (%v), want %d", got, err, k)
 						}
 					})
-					w1 := runtimeWaits()
+					w1 := benchkit.ReadWaits()
 					last = time.Since(t)
 					worst = max(worst, l)
-					worstLock = max(worstLock, w1.lock-w0.lock)
-					worstSched = max(worstSched, w0.maxSched(w1))
+					worstLock = max(worstLock, w1.Lock-w0.Lock)
+					worstSched = max(worstSched, w0.MaxSched(w1))
 					requests += reqs
-					cycles += int(w1.gc - w0.gc)
+					cycles += int(w1.GC - w0.GC)
 				}
 				b.ReportMetric(float64(worst.Microseconds()), "max-req-µs")
 				b.ReportMetric(float64(worstIdle.Microseconds()), "max-req-idle-µs")
@@ -308,44 +299,6 @@ func BenchmarkSweepPause(b *testing.B) {
 	}
 }
 
-var waitSamples = []metrics.Sample{
-	{Name: "/sync/mutex/wait/total:seconds"},
-	{Name: "/gc/cycles/total:gc-cycles"},
-	{Name: "/sched/latencies:seconds"},
-}
-
-// waits is a reading of the runtime's wait counters.
-type waits struct {
-	lock   time.Duration // goroutines blocked on sync.Mutex, RWMutex.Lock and runtime locks
-	gc     uint64        // completed collections
-	sched  []uint64      // histogram of the time goroutines waited to run
-	bounds []float64
-}
-
-func runtimeWaits() waits {
-	metrics.Read(waitSamples)
-	h := waitSamples[2].Value.Float64Histogram()
-	return waits{
-		lock:   time.Duration(waitSamples[0].Value.Float64() * 1e9),
-		gc:     waitSamples[1].Value.Uint64(),
-		sched:  slices.Clone(h.Counts),
-		bounds: h.Buckets,
-	}
-}
-
-// maxSched returns the upper bound of the longest a goroutine waited to run
-// between the readings w and after.
-func (w waits) maxSched(after waits) time.Duration {
-	for i := len(after.sched) - 1; i >= 0; i-- {
-		if after.sched[i] > w.sched[i] {
-			return time.Duration(min(after.bounds[i+1], 3600) * 1e9)
-		}
-	}
-	return 0
-}
-
-// probeDuring runs f while read-hit requests run one after another on
-// another goroutine, and returns the longest request and how many ran.
 func probeDuring(b *testing.B, s *sweeper, f func()) (time.Duration, int) {
 	b.Helper()
 	stop := make(chan struct{})
@@ -358,7 +311,7 @@ func probeDuring(b *testing.B, s *sweeper, f func()) (time.Duration, int) {
 	go func() {
 		var res result
 		defer func() { done <- res }()
-		w := newRecorder()
+		w := benchkit.NewRecorder()
 		for i := 0; ; i++ {
 			select {
 			case <-stop:
@@ -366,10 +319,10 @@ func probeDuring(b *testing.B, s *sweeper, f func()) (time.Duration, int) {
 			default:
 			}
 			t := time.Now()
-			rec := serve(s.probe, w, newRequest(s.cookies[i%len(s.cookies)]))
+			rec := benchkit.Serve(s.probe, w, benchkit.NewRequest(s.cookies[i%len(s.cookies)]))
 			res.longest = max(res.longest, time.Since(t))
 			res.n++
-			if res.err = statusErr(rec); res.err != nil {
+			if res.err = benchkit.StatusErr(rec); res.err != nil {
 				return
 			}
 		}
