@@ -390,7 +390,9 @@ func BenchmarkRequest(b *testing.B) {
 							}
 						},
 						func(int) {},
-						func(i int) error { return benchkit.StatusErr(benchkit.Serve(h, recs[i], benchkit.NewRequest(cookies[i]))) })
+						func(i int) error {
+							return benchkit.StatusErr(benchkit.Serve(h, recs[i], benchkit.NewRequest(cookies[i])))
+						})
 				})
 			}
 			if got := m.Stats().ActiveSessions; got != n {
