@@ -4,13 +4,14 @@ import "github.com/redis/go-redis/v9"
 
 // The Lua scripts below do every multi-step change of the store in one
 // atomic step on the server. They need Redis 7.0 or later. Each starts
-// with prelude, whose "#!lua" line (no flags) makes a Redis Cluster node
-// refuse any key outside the slot of the script's first key, so that a
-// slip in the key layout fails loudly instead of working by luck on a
-// single node. Prelude reads the arguments every script gets (ARGV[1..4]: key prefix, number of shards,
-// grace in milliseconds, whether pointer keys are kept by the script) and
-// defines the helpers. Times are microseconds since the Unix epoch (exact in
-// a Lua number until the year 2255); the exact nanosecond values the store
+// with prelude (loadScript with its "#!lua" line only), whose "#!lua" line
+// (no flags) makes a Redis Cluster node refuse any key outside the slot of
+// the script's first key, so that a slip in the key layout fails loudly
+// instead of working by luck on a single node. Prelude reads the arguments
+// every script gets (ARGV[1..4]: key prefix, number of shards, grace in
+// milliseconds, whether pointer keys are kept by the script) and defines
+// the helpers. Times are microseconds since the Unix epoch (exact in a Lua
+// number until the year 2255); the exact nanosecond values the store
 // returns are kept as strings next to them.
 //
 // Keys (P is the prefix, k a shard number, h the hex hash of a session ID,
@@ -22,7 +23,12 @@ import "github.com/redis/go-redis/v9"
 //	P{k}:e       zset: the shard's live sessions, scored by deadline
 //	P{k}:l       zset: the shard's claimed sessions, scored by lease end
 //	P{j}:p:<h>   string: k, the shard of the session (j is h's own shard)
-const prelude = `#!lua
+const prelude = "#!lua\n" + helpers
+
+// helpers is prelude without its "#!lua" line, for scripts that define the
+// helpers only on the paths that need them (Lua creates a closure for each
+// local function every time the definition runs).
+const helpers = `
 local P, N, GRACE, INLINE = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4] == '1'
 local function key(k, s) return P .. '{' .. k .. '}:' .. s end
 local function ptr(h) return key(tonumber(string.sub(h, 1, 4), 16) % N, 'p:' .. h) end
@@ -131,14 +137,41 @@ if tonumber(f[1]) <= tonumber(ARGV[7]) then return false end
 // loadScript returns a live record, recording activity first when ARGV[8]
 // is "1" and the stored activity lags ARGV[7] by at least ARGV[10] (a
 // fraction) of the idle timeout. ARGV[9] is the activity in nanoseconds.
-var loadScript = redis.NewScript(byID + `
-if ARGV[8] == '1' then
-  local at = tonumber(ARGV[7])
-  local g = redis.call('HMGET', rk, 'au', 'itu')
-  local au = tonumber(g[1])
-  if at > au and at - au >= tonumber(g[2]) * tonumber(ARGV[10]) then touch(k, h, rk, at, ARGV[9]) end
+// It runs on every request, so it does what byID does with fewer
+// commands: one HGETALL reads the record, its deadline and its activity
+// (in RESP3, as a Lua table keyed by field, which the server builds faster
+// than the RESP2 array), and the helpers are defined only on the paths
+// that forget a vanished record or record activity. It returns the record
+// packed by cmsgpack: one bulk string, cheaper to send and to decode than
+// the field/value array.
+var loadScript = redis.NewScript(`#!lua
+local function record(rk)
+  redis.setresp(3)
+  local rec = redis.call('HGETALL', rk).map
+  redis.setresp(2)
+  return rec
 end
-return redis.call('HGETALL', rk)
+local h, k = ARGV[5], ARGV[6]
+if k == '' then
+  k = redis.call('GET', KEYS[1])
+  if not k then return false end
+end
+local rk = ARGV[1] .. '{' .. k .. '}:s:' .. h
+local rec = record(rk)
+if not rec.dl then` + helpers + `
+  forget(k, h, '')
+  return false
+end
+local at = tonumber(ARGV[7])
+if tonumber(rec.dl) <= at then return false end
+if ARGV[8] == '1' then
+  local au = tonumber(rec.au)
+  if at > au and at - au >= tonumber(rec.itu) * tonumber(ARGV[10]) then` + helpers + `
+    touch(k, h, rk, at, ARGV[9])
+    rec = record(rk)
+  end
+end
+return cmsgpack.pack(rec)
 `)
 
 // updateScript writes changed values of a live session and its activity.

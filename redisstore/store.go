@@ -333,14 +333,14 @@ func (s *Store) load(ctx context.Context, op, id string, at time.Time, activate 
 		mode = "1"
 	}
 	atus := micros(at)
-	res, err := loadScript.Run(ctx, s.c, keys, s.args(h, k, atus, mode, strconv.FormatInt(at.UnixNano(), 10), s.o.touchWindow)...).Slice()
+	res, err := loadScript.Run(ctx, s.c, keys, s.args(h, k, atus, mode, at.UnixNano(), s.o.touchWindow)...).Text()
 	if errors.Is(err, redis.Nil) {
 		return sessions.Record{}, errNotFound
 	}
 	if err != nil {
 		return sessions.Record{}, fmt.Errorf("redisstore: %s: %w", op, err)
 	}
-	rec, f, err := decodeRecord(res)
+	rec, f, err := decodePacked(res)
 	if err != nil {
 		return sessions.Record{}, fmt.Errorf("redisstore: %s: %w", op, err)
 	}
@@ -756,62 +756,164 @@ func decodeRecords(v any) ([]sessions.Record, []string, error) {
 
 // decodeRecord decodes the reply of HGETALL on a session hash.
 func decodeRecord(fields []any) (sessions.Record, stored, error) {
-	var rec sessions.Record
-	var f stored
+	var d recordDecoder
 	if len(fields)%2 != 0 {
-		return rec, f, errors.New("odd number of fields in record")
-	}
-	var err error
-	num := func(s string) int64 {
-		n, e := strconv.ParseInt(s, 10, 64)
-		if e != nil && err == nil {
-			err = fmt.Errorf("bad number %q in record", s)
-		}
-		return n
-	}
-	tm := func(s string) time.Time {
-		if s == "" {
-			return time.Time{}
-		}
-		return time.Unix(0, num(s))
+		return d.rec, d.f, errors.New("odd number of fields in record")
 	}
 	for i := 0; i < len(fields); i += 2 {
 		name, _ := fields[i].(string)
 		val, _ := fields[i+1].(string)
-		if v, ok := strings.CutPrefix(name, valuePrefix); ok {
-			if rec.Values == nil {
-				rec.Values = make(map[string][]byte)
-			}
-			rec.Values[v] = []byte(val)
-			continue
-		}
-		switch name {
-		case "h":
-			f.h = val
-		case "sid":
-			rec.SealedID = []byte(val)
-		case "uid":
-			rec.UserID = val
-		case "c":
-			rec.CreatedAt = tm(val)
-		case "a":
-			rec.LastActivity = tm(val)
-		case "au":
-			f.au = num(val)
-		case "dl":
-			f.dl = num(val)
-		case "it":
-			rec.IdleTimeout = time.Duration(num(val))
-		case "ad":
-			rec.AbsoluteDeadline = tm(val)
-		case "ua":
-			rec.UserAgent = val
-		case "ra":
-			rec.RemoteAddr = val
-		}
+		d.field(name, val, nil)
 	}
-	if f.h == "" && err == nil {
-		err = errors.New("record without hash")
+	return d.finish()
+}
+
+// decodePacked decodes what cmsgpack.pack makes of a session hash (a
+// MessagePack map of strings, or an array of fields and values). Decoding
+// it costs one allocation for the byte values of the record instead of one
+// per field.
+func decodePacked(p string) (sessions.Record, stored, error) {
+	var d recordDecoder
+	n, p, err := unpackHeader(p)
+	if err != nil {
+		return d.rec, d.f, err
 	}
-	return rec, f, err
+	if n%2 != 0 {
+		return d.rec, d.f, errors.New("odd number of fields in record")
+	}
+	// The byte values (SealedID and Values) are capped slices of one copy
+	// of the reply, so that appending to one never writes into another.
+	buf := []byte(p)
+	for range n / 2 {
+		var name, val string
+		if name, p, err = unpackString(p); err != nil {
+			return d.rec, d.f, err
+		}
+		if val, p, err = unpackString(p); err != nil {
+			return d.rec, d.f, err
+		}
+		end := len(buf) - len(p) // val is buf[end-len(val):end]
+		d.field(name, val, buf[end-len(val):end:end])
+	}
+	if p != "" {
+		return d.rec, d.f, errors.New("trailing bytes after record")
+	}
+	return d.finish()
+}
+
+// unpackHeader reads the header of a MessagePack array or map, in the
+// forms cmsgpack writes, and returns how many elements follow (two per
+// map entry) and what follows.
+func unpackHeader(p string) (int, string, error) {
+	n, h, pairs := -1, 0, false
+	switch {
+	case p == "":
+	case p[0]&0xf0 == 0x90: // fixarray
+		n, h = int(p[0]&0x0f), 1
+	case p[0]&0xf0 == 0x80: // fixmap
+		n, h, pairs = int(p[0]&0x0f), 1, true
+	case (p[0] == 0xdc || p[0] == 0xde) && len(p) >= 3: // array 16, map 16
+		n, h, pairs = int(p[1])<<8|int(p[2]), 3, p[0] == 0xde
+	case (p[0] == 0xdd || p[0] == 0xdf) && len(p) >= 5: // array 32, map 32
+		n, h, pairs = int(p[1])<<24|int(p[2])<<16|int(p[3])<<8|int(p[4]), 5, p[0] == 0xdf
+	}
+	if n < 0 {
+		return 0, "", errors.New("bad packed record")
+	}
+	if pairs {
+		n *= 2
+	}
+	return n, p[h:], nil
+}
+
+// unpackString reads a MessagePack string, in the forms cmsgpack writes,
+// and returns it (a substring of p) and what follows.
+func unpackString(p string) (string, string, error) {
+	n, h := -1, 0
+	switch {
+	case p == "":
+	case p[0]&0xe0 == 0xa0: // fixstr
+		n, h = int(p[0]&0x1f), 1
+	case p[0] == 0xd9 && len(p) >= 2: // str 8
+		n, h = int(p[1]), 2
+	case p[0] == 0xda && len(p) >= 3: // str 16
+		n, h = int(p[1])<<8|int(p[2]), 3
+	case p[0] == 0xdb && len(p) >= 5: // str 32
+		n, h = int(p[1])<<24|int(p[2])<<16|int(p[3])<<8|int(p[4]), 5
+	}
+	if n < 0 || len(p)-h < n {
+		return "", "", errors.New("bad packed record")
+	}
+	return p[h : h+n], p[h+n:], nil
+}
+
+// recordDecoder fills a record from the fields of its hash.
+type recordDecoder struct {
+	rec sessions.Record
+	f   stored
+	err error
+}
+
+// field decodes one field; raw, when not nil, holds val's bytes and may be
+// kept by the record.
+func (d *recordDecoder) field(name, val string, raw []byte) {
+	own := func() []byte {
+		if raw != nil {
+			return raw
+		}
+		return []byte(val)
+	}
+	if v, ok := strings.CutPrefix(name, valuePrefix); ok {
+		if d.rec.Values == nil {
+			d.rec.Values = make(map[string][]byte)
+		}
+		d.rec.Values[v] = own()
+		return
+	}
+	switch name {
+	case "h":
+		d.f.h = val
+	case "sid":
+		d.rec.SealedID = own()
+	case "uid":
+		d.rec.UserID = val
+	case "c":
+		d.rec.CreatedAt = d.time(val)
+	case "a":
+		d.rec.LastActivity = d.time(val)
+	case "au":
+		d.f.au = d.num(val)
+	case "dl":
+		d.f.dl = d.num(val)
+	case "it":
+		d.rec.IdleTimeout = time.Duration(d.num(val))
+	case "ad":
+		d.rec.AbsoluteDeadline = d.time(val)
+	case "ua":
+		d.rec.UserAgent = val
+	case "ra":
+		d.rec.RemoteAddr = val
+	}
+}
+
+func (d *recordDecoder) num(s string) int64 {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil && d.err == nil {
+		d.err = fmt.Errorf("bad number %q in record", s)
+	}
+	return n
+}
+
+func (d *recordDecoder) time(s string) time.Time {
+	if s == "" {
+		return time.Time{}
+	}
+	return time.Unix(0, d.num(s))
+}
+
+func (d *recordDecoder) finish() (sessions.Record, stored, error) {
+	if d.f.h == "" && d.err == nil {
+		d.err = errors.New("record without hash")
+	}
+	return d.rec, d.f, d.err
 }
