@@ -301,10 +301,14 @@ func TestCSRFRejected(t *testing.T) {
 	otherToken := desktop.signIn("alice")
 	require.NotEqual(t, token, otherToken, "each session has its own token")
 	desktopHash := sessionOf(t, a, "alice", chromeMac)
+	wrong := "x" + token[1:]
+	if wrong == token { // the token began with x
+		wrong = "y" + token[1:]
+	}
 
 	for name, form := range map[string]url.Values{
 		"missing":              {},
-		"wrong":                {"csrf": {"x" + token[1:]}},
+		"wrong":                {"csrf": {wrong}},
 		"other session's":      {"csrf": {otherToken}},
 		"empty":                {"csrf": {""}},
 		"device form, missing": {"device": {desktopHash}},
