@@ -218,78 +218,6 @@ var modes = []struct {
 	parallel bool
 }{{"serial", false}, {"parallel", true}}
 
-// runRequests serves b.N requests through h, the i-th carrying
-// cookies[i%len(cookies)], serially or on GOMAXPROCS goroutines.
-func runRequests(b *testing.B, parallel bool, h http.Handler, cookies []string) {
-	b.ReportAllocs()
-	b.ResetTimer()
-	if !parallel {
-		w := benchkit.NewRecorder()
-		for i := range b.N {
-			if err := benchkit.StatusErr(benchkit.Serve(h, w, benchkit.NewRequest(cookies[i%len(cookies)]))); err != nil {
-				b.Fatal(err)
-			}
-		}
-		return
-	}
-	var worker atomic.Int64
-	b.RunParallel(func(pb *testing.PB) {
-		// Workers start far apart, so they rarely share a session.
-		i := int(worker.Add(1)-1) * (len(cookies)/runtime.GOMAXPROCS(0) + 1)
-		w := benchkit.NewRecorder()
-		for ; pb.Next(); i++ {
-			if err := benchkit.StatusErr(benchkit.Serve(h, w, benchkit.NewRequest(cookies[i%len(cookies)]))); err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
-}
-
-// runChunked runs b.N operations in chunks of at most chunkSize: prep(n)
-// and after(n) run with the timer stopped around each chunk of n, and op(i)
-// for i in [0, n), serially or spread over GOMAXPROCS goroutines.
-func runChunked(b *testing.B, parallel bool, prep, after func(n int), op func(i int) error) {
-	b.ReportAllocs()
-	workers := 1
-	if parallel {
-		workers = runtime.GOMAXPROCS(0)
-	}
-	errs := make([]error, workers)
-	b.StopTimer()
-	b.ResetTimer()
-	for done := 0; done < b.N; {
-		n := min(chunkSize, b.N-done)
-		prep(n)
-		b.StartTimer()
-		if workers == 1 {
-			for i := range n {
-				if errs[0] = op(i); errs[0] != nil {
-					break
-				}
-			}
-		} else {
-			var wg sync.WaitGroup
-			for w := range workers {
-				wg.Go(func() {
-					for i := w; i < n; i += workers {
-						if errs[w] = op(i); errs[w] != nil {
-							return
-						}
-					}
-				})
-			}
-			wg.Wait()
-		}
-		b.StopTimer()
-		if err := errors.Join(errs...); err != nil {
-			b.Fatal(err)
-		}
-		after(n)
-		done += n
-	}
-}
-
 // BenchmarkRequest measures one request through the Middleware on the
 // memory store, for each workload, with 1k, 100k (and 1M) live sessions,
 // against a bare handler through the same harness.
@@ -305,7 +233,7 @@ func BenchmarkRequest(b *testing.B) {
 		cookies := []string{"__Host-session=MTc2NDI2NzAwMHxBQUFBQUFBQUFBQUFBQUFBQUFBQUFBPT18AAAA"}
 		for _, mode := range modes {
 			b.Run(mode.name, func(b *testing.B) {
-				runRequests(b, mode.parallel, http.HandlerFunc(bareApp), cookies)
+				benchkit.RunRequests(b, mode.parallel, http.HandlerFunc(bareApp), cookies, nil)
 			})
 		}
 	})
@@ -331,7 +259,7 @@ func BenchmarkRequest(b *testing.B) {
 				h := m.Middleware(wl.h)
 				for _, mode := range modes {
 					b.Run(wl.name+"/"+mode.name, func(b *testing.B) {
-						runRequests(b, mode.parallel, h, wl.cookies)
+						benchkit.RunRequests(b, mode.parallel, h, wl.cookies, nil)
 					})
 				}
 			}
@@ -347,28 +275,30 @@ func BenchmarkRequest(b *testing.B) {
 						recs[i] = benchkit.NewRecorder()
 					}
 					end, w := m.Middleware(endApp(m)), benchkit.NewRecorder()
-					runChunked(b, mode.parallel,
-						func(k int) {
+					benchkit.RunChunked(b, mode.parallel, chunkSize,
+						func(k int) error {
 							for i := range k {
 								users[i] = benchkit.UserName(int(logins.Add(1)))
 							}
+							return nil
 						},
-						func(k int) { // log the new sessions out, untimed
+						func(k int) error { // log the new sessions out, untimed
 							for i := range k {
 								c, err := benchkit.SetCookie(recs[i].Header())
 								if err == nil {
 									err = benchkit.StatusErr(benchkit.Serve(end, w, benchkit.NewRequest(c)))
 								}
 								if err != nil {
-									b.Fatal(err)
+									return err
 								}
 							}
+							return nil
 						},
 						func(i int) error {
 							r := benchkit.NewRequest("")
 							r.Header["X-User"] = []string{users[i]}
 							return benchkit.StatusErr(benchkit.Serve(h, recs[i], r))
-						})
+						}, nil)
 				})
 			}
 			for _, mode := range modes {
@@ -379,20 +309,21 @@ func BenchmarkRequest(b *testing.B) {
 					for i := range recs {
 						recs[i] = benchkit.NewRecorder()
 					}
-					runChunked(b, mode.parallel,
-						func(k int) { // sessions to end, untimed
+					benchkit.RunChunked(b, mode.parallel, chunkSize,
+						func(k int) error { // sessions to end, untimed
 							for i := range k {
 								c, err := login(m, benchkit.UserName(int(logins.Add(1))))
 								if err != nil {
-									b.Fatal(err)
+									return err
 								}
 								cookies[i] = c
 							}
+							return nil
 						},
-						func(int) {},
+						func(int) error { return nil },
 						func(i int) error {
 							return benchkit.StatusErr(benchkit.Serve(h, recs[i], benchkit.NewRequest(cookies[i])))
-						})
+						}, nil)
 				})
 			}
 			if got := m.Stats().ActiveSessions; got != n {

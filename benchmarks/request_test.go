@@ -114,18 +114,18 @@ func runOp(b *testing.B, in *instance, op string, parallel bool) {
 	case opReadLean:
 		runLean(b, parallel, in.handler(opReadHit), in.cookies)
 	case opReadHit, opWriteHit:
-		runRequests(b, parallel, h, in.cookies, in.rt)
+		benchkit.RunRequests(b, parallel, h, in.cookies, in.rt)
 	case opMiss:
-		runRequests(b, parallel, h, []string{""}, in.rt)
+		benchkit.RunRequests(b, parallel, h, []string{""}, in.rt)
 	case opBadCookie:
-		runRequests(b, parallel, h, in.forged, in.rt)
+		benchkit.RunRequests(b, parallel, h, in.forged, in.rt)
 	case opStart:
 		users := make([]string, chunkSize)
 		recs := make([]*benchkit.Recorder, chunkSize)
 		for i := range recs {
 			recs[i] = benchkit.NewRecorder()
 		}
-		runChunked(b, parallel,
+		benchkit.RunChunked(b, parallel, chunkSize,
 			func(k int) error {
 				for i := range k {
 					users[i] = benchkit.UserName(int(loginSeq.Add(1)))
@@ -151,7 +151,7 @@ func runOp(b *testing.B, in *instance, op string, parallel bool) {
 		for i := range recs {
 			recs[i] = benchkit.NewRecorder()
 		}
-		runChunked(b, parallel,
+		benchkit.RunChunked(b, parallel, chunkSize,
 			func(k int) error { // sessions to end, untimed
 				for i := range k {
 					c, err := in.login(benchkit.UserName(int(loginSeq.Add(1))))

@@ -14,6 +14,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
 	"time"
 )
 
@@ -169,4 +172,102 @@ func (w Waits) MaxSched(after Waits) time.Duration {
 		}
 	}
 	return 0
+}
+
+// RunRequests serves b.N requests through h, the i-th carrying
+// cookies[i%len(cookies)], serially or from GOMAXPROCS goroutines
+// (b.RunParallel). rt, when not nil, counts the store's round trips, which
+// are reported per request (rt/op).
+func RunRequests(b *testing.B, parallel bool, h http.Handler, cookies []string, rt *atomic.Int64) {
+	b.ReportAllocs()
+	var rt0 int64
+	if rt != nil {
+		rt0 = rt.Load()
+	}
+	b.ResetTimer()
+	if !parallel {
+		w := NewRecorder()
+		for i := range b.N {
+			if err := StatusErr(Serve(h, w, NewRequest(cookies[i%len(cookies)]))); err != nil {
+				b.Fatal(err)
+			}
+		}
+	} else {
+		var worker atomic.Int64
+		b.RunParallel(func(pb *testing.PB) {
+			// Workers start far apart, so they rarely share a session.
+			i := int(worker.Add(1)-1) * (len(cookies)/runtime.GOMAXPROCS(0) + 1)
+			w := NewRecorder()
+			for ; pb.Next(); i++ {
+				if err := StatusErr(Serve(h, w, NewRequest(cookies[i%len(cookies)]))); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	b.StopTimer()
+	if rt != nil {
+		b.ReportMetric(float64(rt.Load()-rt0)/float64(b.N), "rt/op")
+	}
+}
+
+// RunChunked runs b.N operations in chunks of at most chunk: prep(n) and
+// after(n) run with the timer stopped around each chunk of n, and op(i) for
+// i in [0, n), serially or spread over GOMAXPROCS goroutines. rt, when not
+// nil, counts the store's round trips during op, reported per operation.
+func RunChunked(b *testing.B, parallel bool, chunk int, prep, after func(n int) error, op func(i int) error, rt *atomic.Int64) {
+	b.ReportAllocs()
+	workers := 1
+	if parallel {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	errs := make([]error, workers)
+	var rtOps int64
+	b.StopTimer()
+	b.ResetTimer()
+	for done := 0; done < b.N; {
+		n := min(chunk, b.N-done)
+		if err := prep(n); err != nil {
+			b.Fatal(err)
+		}
+		var rt0 int64
+		if rt != nil {
+			rt0 = rt.Load()
+		}
+		b.StartTimer()
+		if workers == 1 {
+			for i := range n {
+				if errs[0] = op(i); errs[0] != nil {
+					break
+				}
+			}
+		} else {
+			var wg sync.WaitGroup
+			for w := range workers {
+				wg.Go(func() {
+					for i := w; i < n; i += workers {
+						if errs[w] = op(i); errs[w] != nil {
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+		}
+		b.StopTimer()
+		if rt != nil {
+			rtOps += rt.Load() - rt0
+		}
+		if err := errors.Join(errs...); err != nil {
+			b.Fatal(err)
+		}
+		if err := after(n); err != nil {
+			b.Fatal(err)
+		}
+		done += n
+	}
+	if rt != nil {
+		b.ReportMetric(float64(rtOps)/float64(b.N), "rt/op")
+	}
 }
