@@ -381,65 +381,15 @@ func sweepSetup(b *testing.B, n int) (m, short *sessions.Manager, cookies []stri
 	return m, short, cookies
 }
 
-// probe serves read-hit requests through h until stop is closed and
-// returns the longest a request took and how many ran.
-func probe(h http.Handler, cookies []string, stop <-chan struct{}) (longest time.Duration, n int, err error) {
-	w := benchkit.NewRecorder()
-	for i := 0; ; i++ {
-		select {
-		case <-stop:
-			return longest, n, nil
-		default:
-		}
-		t := time.Now()
-		rec := benchkit.Serve(h, w, benchkit.NewRequest(cookies[i%len(cookies)]))
-		longest = max(longest, time.Since(t))
-		n++
-		if err := benchkit.StatusErr(rec); err != nil {
-			return longest, n, err
-		}
-	}
-}
-
-// probeDuring runs f while probe requests run on another goroutine and
-// returns the longest request and the number of requests.
-func probeDuring(b *testing.B, h http.Handler, cookies []string, f func()) (time.Duration, int) {
-	stop := make(chan struct{})
-	type result struct {
-		longest time.Duration
-		n       int
-		err     error
-	}
-	done := make(chan result)
-	go func() {
-		l, n, err := probe(h, cookies, stop)
-		done <- result{l, n, err}
-	}()
-	f()
-	close(stop)
-	res := <-done
-	if res.err != nil {
-		b.Fatal(res.err)
-	}
-	return res.longest, res.n
-}
-
 // BenchmarkSweep measures Manager.Cleanup (one sweep) with n live sessions
 // and 1% or 10% of n more that have expired; ns/op is one sweep, hooks
 // included (none registered).
 //
 // The pause sub-benchmark serves read-hit requests on another goroutine
-// during each sweep and reports the longest (max-req-µs), next to the
-// longest over as long a time while a goroutine spins instead of sweeping
-// (max-req-idle-µs). To help tell waits on the sweep's locks from the rest
-// (garbage collection, two cores shared by sweep, hooks, requests and
-// collector) it also reports, from runtime/metrics over the sweep: the time
-// all goroutines spent blocked on sync.Mutex, RWMutex.Lock and runtime
-// locks (lock-wait-µs; RWMutex.RLock waits are not counted there), the
-// longest a runnable goroutine waited for a CPU (max-sched-µs, a histogram
-// bucket's upper bound) and the collections that ran (gc/sweep). Its ns/op
-// is not meaningful: the timer keeps running through making the expired
-// sessions and the baseline, so that b.N stays small.
+// during each sweep of 10% and reports the longest and what else ran (see
+// benchkit.SweepPause). Its ns/op is not meaningful: the timer keeps
+// running through making the expired sessions and the baseline, so that
+// b.N stays small.
 func BenchmarkSweep(b *testing.B) {
 	for _, n := range benchSizes() {
 		b.Run("live="+benchkit.SizeName(n), func(b *testing.B) {
@@ -467,38 +417,13 @@ func BenchmarkSweep(b *testing.B) {
 			}
 			k := n / 10
 			b.Run("pause/expired=10%", func(b *testing.B) {
-				h := m.Middleware(http.HandlerFunc(readApp))
-				var worst, worstIdle, worstLock, last, worstSched time.Duration
-				requests, cycles := 0, 0
-				for range b.N {
-					round++
-					expiredSet(b, short, k, round)
-					// The same probe for as long as the last sweep took while
-					// a goroutine spins instead: the latency requests see
-					// anyway on two shared cores.
-					idle, _ := probeDuring(b, h, cookies, func() {
-						t := time.Now()
-						for time.Since(t) < max(last, 20*time.Millisecond) {
-						}
-					})
-					worstIdle = max(worstIdle, idle)
-					t := time.Now()
-					w0 := benchkit.ReadWaits()
-					l, reqs := probeDuring(b, h, cookies, func() { sweep(b, k) })
-					w1 := benchkit.ReadWaits()
-					last = time.Since(t)
-					worst = max(worst, l)
-					worstLock = max(worstLock, w1.Lock-w0.Lock)
-					worstSched = max(worstSched, w0.MaxSched(w1))
-					requests += reqs
-					cycles += int(w1.GC - w0.GC)
-				}
-				b.ReportMetric(float64(worst.Microseconds()), "max-req-µs")
-				b.ReportMetric(float64(worstIdle.Microseconds()), "max-req-idle-µs")
-				b.ReportMetric(float64(worstLock.Microseconds()), "lock-wait-µs")
-				b.ReportMetric(float64(worstSched.Microseconds()), "max-sched-µs")
-				b.ReportMetric(float64(cycles)/float64(b.N), "gc/sweep")
-				b.ReportMetric(float64(requests)/float64(b.N), "req/sweep")
+				benchkit.SweepPause(b, m.Middleware(http.HandlerFunc(readApp)), cookies,
+					func() error {
+						round++
+						expiredSet(b, short, k, round)
+						return nil
+					},
+					func() error { sweep(b, k); return nil })
 			})
 		})
 	}

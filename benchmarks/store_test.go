@@ -241,97 +241,29 @@ func BenchmarkSweep(b *testing.B) {
 }
 
 // BenchmarkSweepPause serves read-hit requests on another goroutine during
-// each sweep of n live and 10% more expired sessions, and reports the
-// longest one took (max-req-µs), next to the longest over as long a time
-// while a goroutine spins instead of sweeping (max-req-idle-µs). To help
-// tell waits on the sweep's locks from the rest (garbage collection of a
-// large heap, two cores shared by sweep, hooks, requests and collector), it
-// also reports, from runtime/metrics over the sweep: the time all
-// goroutines spent blocked on sync.Mutex, RWMutex.Lock and runtime locks
-// (lock-wait-µs; RWMutex.RLock waits, such as scs's readers', are not
-// counted there), the longest a runnable goroutine waited for a CPU
-// (max-sched-µs, a histogram bucket's upper bound) and the collections that
-// ran (gc/sweep). ns/op is not meaningful: it covers making the expired
-// sessions, the baseline and the sweep (the timer keeps running so that
-// b.N stays small).
+// each sweep of n live and 10% more expired sessions and reports the
+// longest and what else ran (see benchkit.SweepPause; RWMutex.RLock waits,
+// such as scs's readers', are not in lock-wait-µs). ns/op is not
+// meaningful: it covers making the expired sessions, the baseline and the
+// sweep (the timer keeps running so that b.N stays small).
 func BenchmarkSweepPause(b *testing.B) {
 	for _, n := range sizes() {
 		for _, sw := range sweepers {
 			b.Run(fmt.Sprintf("live=%s/expired=10%%/lib=%s", benchkit.SizeName(n), sw.name), func(b *testing.B) {
 				s := sw.get(b, n)
 				k := n / 10
-				var worst, worstIdle, last, worstLock, worstSched time.Duration
-				requests, cycles := 0, 0
-				for range b.N {
-					sweepRound++
-					if err := s.addExpired(k, sweepRound); err != nil {
-						b.Fatal(err)
-					}
-					idle, _ := probeDuring(b, s, func() {
-						t := time.Now()
-						for time.Since(t) < max(last, 20*time.Millisecond) {
-						}
-					})
-					worstIdle = max(worstIdle, idle)
-					t := time.Now()
-					w0 := benchkit.ReadWaits()
-					l, reqs := probeDuring(b, s, func() {
+				benchkit.SweepPause(b, s.probe, s.cookies,
+					func() error {
+						sweepRound++
+						return s.addExpired(k, sweepRound)
+					},
+					func() error {
 						if got, err := s.sweep(); err != nil || got != k {
-							b.Errorf("sweep removed %d (%v), want %d", got, err, k)
+							return fmt.Errorf("sweep removed %d (%v), want %d", got, err, k)
 						}
+						return nil
 					})
-					w1 := benchkit.ReadWaits()
-					last = time.Since(t)
-					worst = max(worst, l)
-					worstLock = max(worstLock, w1.Lock-w0.Lock)
-					worstSched = max(worstSched, w0.MaxSched(w1))
-					requests += reqs
-					cycles += int(w1.GC - w0.GC)
-				}
-				b.ReportMetric(float64(worst.Microseconds()), "max-req-µs")
-				b.ReportMetric(float64(worstIdle.Microseconds()), "max-req-idle-µs")
-				b.ReportMetric(float64(worstLock.Microseconds()), "lock-wait-µs")
-				b.ReportMetric(float64(worstSched.Microseconds()), "max-sched-µs")
-				b.ReportMetric(float64(cycles)/float64(b.N), "gc/sweep")
-				b.ReportMetric(float64(requests)/float64(b.N), "req/sweep")
 			})
 		}
 	}
-}
-
-func probeDuring(b *testing.B, s *sweeper, f func()) (time.Duration, int) {
-	b.Helper()
-	stop := make(chan struct{})
-	type result struct {
-		longest time.Duration
-		n       int
-		err     error
-	}
-	done := make(chan result)
-	go func() {
-		var res result
-		defer func() { done <- res }()
-		w := benchkit.NewRecorder()
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			t := time.Now()
-			rec := benchkit.Serve(s.probe, w, benchkit.NewRequest(s.cookies[i%len(s.cookies)]))
-			res.longest = max(res.longest, time.Since(t))
-			res.n++
-			if res.err = benchkit.StatusErr(rec); res.err != nil {
-				return
-			}
-		}
-	}()
-	f()
-	close(stop)
-	res := <-done
-	if res.err != nil {
-		b.Fatal(res.err)
-	}
-	return res.longest, res.n
 }

@@ -271,3 +271,88 @@ func RunChunked(b *testing.B, parallel bool, chunk int, prep, after func(n int) 
 		b.ReportMetric(float64(rtOps)/float64(b.N), "rt/op")
 	}
 }
+
+// SweepPause measures how long requests wait on sweeps. Each of b.N rounds
+// runs prepare (making sessions that have expired), then serves read-hit
+// requests through h, carrying cookies in turn, on another goroutine twice:
+// first while a goroutine spins for as long as the last sweep took (at
+// least 20 ms), the latency requests see anyway on two shared cores, then
+// while sweep runs. It reports the longest request during a sweep
+// (max-req-µs) and during the spin (max-req-idle-µs) and, from
+// runtime/metrics over the sweep: the time all goroutines spent blocked on
+// sync.Mutex, RWMutex.Lock and runtime locks (lock-wait-µs; RWMutex.RLock
+// waits are not counted there), the longest a runnable goroutine waited
+// for a CPU (max-sched-µs, a histogram bucket's upper bound), the
+// collections that ran (gc/sweep) and the requests served (req/sweep).
+func SweepPause(b *testing.B, h http.Handler, cookies []string, prepare, sweep func() error) {
+	b.Helper()
+	var worst, worstIdle, worstLock, last, worstSched time.Duration
+	requests, cycles := 0, 0
+	for range b.N {
+		if err := prepare(); err != nil {
+			b.Fatal(err)
+		}
+		idle, _ := probeDuring(b, h, cookies, func() error {
+			t := time.Now()
+			for time.Since(t) < max(last, 20*time.Millisecond) {
+			}
+			return nil
+		})
+		worstIdle = max(worstIdle, idle)
+		t := time.Now()
+		w0 := ReadWaits()
+		l, reqs := probeDuring(b, h, cookies, sweep)
+		w1 := ReadWaits()
+		last = time.Since(t)
+		worst = max(worst, l)
+		worstLock = max(worstLock, w1.Lock-w0.Lock)
+		worstSched = max(worstSched, w0.MaxSched(w1))
+		requests += reqs
+		cycles += int(w1.GC - w0.GC)
+	}
+	b.ReportMetric(float64(worst.Microseconds()), "max-req-µs")
+	b.ReportMetric(float64(worstIdle.Microseconds()), "max-req-idle-µs")
+	b.ReportMetric(float64(worstLock.Microseconds()), "lock-wait-µs")
+	b.ReportMetric(float64(worstSched.Microseconds()), "max-sched-µs")
+	b.ReportMetric(float64(cycles)/float64(b.N), "gc/sweep")
+	b.ReportMetric(float64(requests)/float64(b.N), "req/sweep")
+}
+
+// probeDuring runs f while read-hit requests run through h on another
+// goroutine, and returns the longest request and how many ran.
+func probeDuring(b *testing.B, h http.Handler, cookies []string, f func() error) (time.Duration, int) {
+	b.Helper()
+	stop := make(chan struct{})
+	type result struct {
+		longest time.Duration
+		n       int
+		err     error
+	}
+	done := make(chan result)
+	go func() {
+		var res result
+		defer func() { done <- res }()
+		w := NewRecorder()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			t := time.Now()
+			Serve(h, w, NewRequest(cookies[i%len(cookies)]))
+			res.longest = max(res.longest, time.Since(t))
+			res.n++
+			if res.err = StatusErr(w); res.err != nil {
+				return
+			}
+		}
+	}()
+	err := f()
+	close(stop)
+	res := <-done
+	if err = errors.Join(err, res.err); err != nil {
+		b.Fatal(err)
+	}
+	return res.longest, res.n
+}
