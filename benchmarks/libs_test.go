@@ -57,6 +57,23 @@ type instance struct {
 	scs *scsPopulation        // an scs population (cache entry)
 }
 
+// serve makes each app a handler through the library's middleware wrap and
+// sets in.handler, and in.logout to end a session through opEnd.
+func (in *instance) serve(apps map[string]http.HandlerFunc, wrap func(http.Handler) http.Handler) {
+	handlers := map[string]http.Handler{}
+	for op, app := range apps {
+		handlers[op] = wrap(app)
+	}
+	in.handler = func(op string) http.Handler { return handlers[op] }
+	in.logout = func(h http.Header) error {
+		c, err := benchkit.SetCookie(h)
+		if err != nil {
+			return err
+		}
+		return benchkit.StatusErr(benchkit.Serve(handlers[opEnd], benchkit.NewRecorder(), benchkit.NewRequest(c)))
+	}
+}
+
 // payload is the session data of issue 4's memory target.
 func payload(user string) map[string]any {
 	return map[string]any{"user_id": user, "saldo": 1000}
@@ -160,18 +177,7 @@ func oursInstance(n int, store sessions.Store, rt *atomic.Int64, closeStore func
 		_, _ = w.Write(okBody)
 	}
 	apps[opMiss], apps[opBadCookie] = noSession, noSession
-	handlers := map[string]http.Handler{}
-	for op, app := range apps {
-		handlers[op] = m.Middleware(app)
-	}
-	in.handler = func(op string) http.Handler { return handlers[op] }
-	in.logout = func(h http.Header) error {
-		c, err := benchkit.SetCookie(h)
-		if err != nil {
-			return err
-		}
-		return benchkit.StatusErr(benchkit.Serve(handlers[opEnd], benchkit.NewRecorder(), benchkit.NewRequest(c)))
-	}
+	in.serve(apps, m.Middleware)
 
 	in.cookies = make([]string, n)
 	if err := fill(n, func(i int) (err error) {
@@ -284,18 +290,7 @@ func scsInstance(p *scsPopulation, idle time.Duration, rt *atomic.Int64) *instan
 		_, _ = w.Write(okBody)
 	}
 	apps[opMiss], apps[opBadCookie] = noSession, noSession
-	handlers := map[string]http.Handler{}
-	for op, app := range apps {
-		handlers[op] = sm.LoadAndSave(app)
-	}
-	in.handler = func(op string) http.Handler { return handlers[op] }
-	in.logout = func(h http.Header) error {
-		c, err := benchkit.SetCookie(h)
-		if err != nil {
-			return err
-		}
-		return benchkit.StatusErr(benchkit.Serve(handlers[opEnd], benchkit.NewRecorder(), benchkit.NewRequest(c)))
-	}
+	in.serve(apps, sm.LoadAndSave)
 	// scs tokens are not signed: a forged cookie is a well-formed token the
 	// store does not know.
 	in.forged = make([]string, 64)
