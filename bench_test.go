@@ -266,64 +266,25 @@ func BenchmarkRequest(b *testing.B) {
 
 			var logins atomic.Int64 // user numbers for logins, above the population's
 			logins.Store(int64(n))
+			nextUser := func() string { return benchkit.UserName(int(logins.Add(1))) }
+			end := m.Middleware(endApp(m))
 			for _, mode := range modes {
 				b.Run("start/"+mode.name, func(b *testing.B) {
-					h := m.Middleware(startApp(m))
-					users := make([]string, chunkSize)
-					recs := make([]*benchkit.Recorder, chunkSize)
-					for i := range recs {
-						recs[i] = benchkit.NewRecorder()
+					w := benchkit.NewRecorder()
+					logout := func(h http.Header) error {
+						c, err := benchkit.SetCookie(h)
+						if err != nil {
+							return err
+						}
+						return benchkit.StatusErr(benchkit.Serve(end, w, benchkit.NewRequest(c)))
 					}
-					end, w := m.Middleware(endApp(m)), benchkit.NewRecorder()
-					benchkit.RunChunked(b, mode.parallel, chunkSize,
-						func(k int) error {
-							for i := range k {
-								users[i] = benchkit.UserName(int(logins.Add(1)))
-							}
-							return nil
-						},
-						func(k int) error { // log the new sessions out, untimed
-							for i := range k {
-								c, err := benchkit.SetCookie(recs[i].Header())
-								if err == nil {
-									err = benchkit.StatusErr(benchkit.Serve(end, w, benchkit.NewRequest(c)))
-								}
-								if err != nil {
-									return err
-								}
-							}
-							return nil
-						},
-						func(i int) error {
-							r := benchkit.NewRequest("")
-							r.Header["X-User"] = []string{users[i]}
-							return benchkit.StatusErr(benchkit.Serve(h, recs[i], r))
-						}, nil)
+					benchkit.RunStarts(b, mode.parallel, chunkSize, m.Middleware(startApp(m)), nextUser, logout, nil)
 				})
 			}
 			for _, mode := range modes {
 				b.Run("end/"+mode.name, func(b *testing.B) {
-					h := m.Middleware(endApp(m))
-					cookies := make([]string, chunkSize)
-					recs := make([]*benchkit.Recorder, chunkSize)
-					for i := range recs {
-						recs[i] = benchkit.NewRecorder()
-					}
-					benchkit.RunChunked(b, mode.parallel, chunkSize,
-						func(k int) error { // sessions to end, untimed
-							for i := range k {
-								c, err := login(m, benchkit.UserName(int(logins.Add(1))))
-								if err != nil {
-									return err
-								}
-								cookies[i] = c
-							}
-							return nil
-						},
-						func(int) error { return nil },
-						func(i int) error {
-							return benchkit.StatusErr(benchkit.Serve(h, recs[i], benchkit.NewRequest(cookies[i])))
-						}, nil)
+					benchkit.RunEnds(b, mode.parallel, chunkSize, end,
+						func() (string, error) { return login(m, nextUser()) }, nil)
 				})
 			}
 			if got := m.Stats().ActiveSessions; got != n {

@@ -73,6 +73,9 @@ var loginSeq atomic.Int64
 
 func init() { loginSeq.Store(10_000_000) }
 
+// nextUser names the user of the next start or end request.
+func nextUser() string { return benchkit.UserName(int(loginSeq.Add(1))) }
+
 // BenchmarkRequest runs each workload through each library, with 1k live
 // sessions (and read-hit with 100k and 1M when SESSIONS_BENCH_FULL=1):
 //
@@ -120,52 +123,10 @@ func runOp(b *testing.B, in *instance, op string, parallel bool) {
 	case opBadCookie:
 		benchkit.RunRequests(b, parallel, h, in.forged, in.rt)
 	case opStart:
-		users := make([]string, chunkSize)
-		recs := make([]*benchkit.Recorder, chunkSize)
-		for i := range recs {
-			recs[i] = benchkit.NewRecorder()
-		}
-		benchkit.RunChunked(b, parallel, chunkSize,
-			func(k int) error {
-				for i := range k {
-					users[i] = benchkit.UserName(int(loginSeq.Add(1)))
-				}
-				return nil
-			},
-			func(k int) error { // log the new sessions out, untimed
-				for i := range k {
-					if err := in.logout(recs[i].Header()); err != nil {
-						return err
-					}
-				}
-				return nil
-			},
-			func(i int) error {
-				r := benchkit.NewRequest("")
-				r.Header["X-User"] = []string{users[i]}
-				return benchkit.StatusErr(benchkit.Serve(h, recs[i], r))
-			}, in.rt)
+		benchkit.RunStarts(b, parallel, chunkSize, h, nextUser, in.logout, in.rt)
 	case opEnd:
-		cookies := make([]string, chunkSize)
-		recs := make([]*benchkit.Recorder, chunkSize)
-		for i := range recs {
-			recs[i] = benchkit.NewRecorder()
-		}
-		benchkit.RunChunked(b, parallel, chunkSize,
-			func(k int) error { // sessions to end, untimed
-				for i := range k {
-					c, err := in.login(benchkit.UserName(int(loginSeq.Add(1))))
-					if err != nil {
-						return err
-					}
-					cookies[i] = c
-				}
-				return nil
-			},
-			func(int) error { return nil },
-			func(i int) error {
-				return benchkit.StatusErr(benchkit.Serve(h, recs[i], benchkit.NewRequest(cookies[i])))
-			}, in.rt)
+		benchkit.RunEnds(b, parallel, chunkSize, h,
+			func() (string, error) { return in.login(nextUser()) }, in.rt)
 	default:
 		b.Fatalf("unknown workload %q", op)
 	}

@@ -356,3 +356,61 @@ func probeDuring(b *testing.B, h http.Handler, cookies []string, f func() error)
 	}
 	return res.longest, res.n
 }
+
+// RunStarts runs b.N login requests through h (see RunChunked for chunk,
+// parallel and rt): each carries no cookie and an X-User header naming
+// user(). After each chunk, untimed, logout ends the sessions whose
+// response headers it gets.
+func RunStarts(b *testing.B, parallel bool, chunk int, h http.Handler, user func() string, logout func(http.Header) error, rt *atomic.Int64) {
+	users := make([]string, chunk)
+	recs := newRecorders(chunk)
+	RunChunked(b, parallel, chunk,
+		func(n int) error {
+			for i := range n {
+				users[i] = user()
+			}
+			return nil
+		},
+		func(n int) error {
+			for i := range n {
+				if err := logout(recs[i].Header()); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+		func(i int) error {
+			r := NewRequest("")
+			r.Header["X-User"] = []string{users[i]}
+			return StatusErr(Serve(h, recs[i], r))
+		}, rt)
+}
+
+// RunEnds runs b.N logout requests through h (see RunChunked for chunk,
+// parallel and rt), each carrying the cookie of a session that login made,
+// untimed, before the chunk.
+func RunEnds(b *testing.B, parallel bool, chunk int, h http.Handler, login func() (string, error), rt *atomic.Int64) {
+	cookies := make([]string, chunk)
+	recs := newRecorders(chunk)
+	RunChunked(b, parallel, chunk,
+		func(n int) error {
+			for i := range n {
+				c, err := login()
+				if err != nil {
+					return err
+				}
+				cookies[i] = c
+			}
+			return nil
+		},
+		func(int) error { return nil },
+		func(i int) error { return StatusErr(Serve(h, recs[i], NewRequest(cookies[i]))) }, rt)
+}
+
+func newRecorders(n int) []*Recorder {
+	recs := make([]*Recorder, n)
+	for i := range recs {
+		recs[i] = NewRecorder()
+	}
+	return recs
+}
