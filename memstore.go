@@ -502,10 +502,20 @@ func (st *MemoryStore) All(_ context.Context) ([]Record, error) {
 	return recordsOf(st.all(time.Now().UnixNano())), nil
 }
 
-// Expired implements Store. Claims need no lease in one process: Ack does
-// nothing.
+// Expired implements Store. In one process a claim needs no lease: each
+// record's Claim is its ID and its LeaseEnd is zero (never lapses).
 func (st *MemoryStore) Expired(_ context.Context, now time.Time, max int) ([]Record, error) {
-	return recordsOf(st.expired(now.UnixNano(), max)), nil
+	recs := recordsOf(st.expired(now.UnixNano(), max))
+	for i := range recs {
+		recs[i].Claim = recs[i].ID
+	}
+	return recs, nil
+}
+
+// Extend implements Store; claims never lapse, so it does nothing and
+// returns the zero time.
+func (st *MemoryStore) Extend(context.Context, []string, time.Time) (time.Time, error) {
+	return time.Time{}, nil
 }
 
 // Ack implements Store; it does nothing.

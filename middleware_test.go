@@ -110,11 +110,18 @@ func (c *countingStore) Expired(ctx context.Context, now time.Time, max int) ([]
 	return c.inner.Expired(ctx, now, max)
 }
 
-func (c *countingStore) Ack(ctx context.Context, ids []string) error {
+func (c *countingStore) Ack(ctx context.Context, claims []string) error {
 	if err := c.enter(); err != nil {
 		return err
 	}
-	return c.inner.Ack(ctx, ids)
+	return c.inner.Ack(ctx, claims)
+}
+
+func (c *countingStore) Extend(ctx context.Context, claims []string, now time.Time) (time.Time, error) {
+	if err := c.enter(); err != nil {
+		return time.Time{}, err
+	}
+	return c.inner.Extend(ctx, claims, now)
 }
 
 func (c *countingStore) Count(ctx context.Context, now time.Time) (int, int, error) {

@@ -62,15 +62,24 @@ type Store interface {
 
 	// Expired claims up to max records whose Deadline is not after now and
 	// returns them; they are no longer live. The work is proportional to
-	// what has expired, not to how many sessions live. A claim holds for a
-	// lease the store chooses: a record claimed but not acknowledged with Ack
-	// within the lease (its claimer died) is returned again by a later call,
-	// so its ending is never lost.
+	// what has expired, not to how many sessions live. Each returned record
+	// carries a Claim token and the LeaseEnd of its claim: a claim that is
+	// neither acknowledged (Ack) nor extended (Extend) before its lease ends
+	// is returned again, under a new token, by a later call (its claimer is
+	// presumed dead), so its ending is never lost.
 	Expired(ctx context.Context, now time.Time, max int) ([]Record, error)
 
-	// Ack tells the store that the endings of the given records, returned
-	// by Expired, have been handled; it may forget them.
-	Ack(ctx context.Context, ids []string) error
+	// Extend renews, from now, the leases of the given claims that are still
+	// held under those tokens, and returns when they now end (the zero time
+	// if claims never lapse). Claims acknowledged already or handed out
+	// again under another token are ignored. A Manager extends the claims
+	// whose hooks are still pending, so slow hooks never let a claim lapse.
+	Extend(ctx context.Context, claims []string, now time.Time) (leaseEnd time.Time, err error)
+
+	// Ack tells the store that the endings of the given claims have been
+	// handled; it forgets those records. Unknown claims, and claims handed
+	// out again under another token, are ignored, so Ack is safe to retry.
+	Ack(ctx context.Context, claims []string) error
 
 	// Count reports how many records are live at now and how many distinct
 	// non-empty user IDs they carry.
@@ -101,6 +110,16 @@ type Record struct {
 	// UserAgent and RemoteAddr describe the client that started the session.
 	UserAgent  string
 	RemoteAddr string
+
+	// Claim is set only on records returned by Store.Expired: a token the
+	// store made that names this claim for Ack and Extend. It must be
+	// usable without any key (a claim whose sealed ID no longer opens is
+	// still acknowledged), and a record handed out again after its lease
+	// lapsed carries a new token.
+	Claim string
+	// LeaseEnd is set with Claim: when the claim lapses unless extended
+	// (Store.Extend). Zero means the claim never lapses.
+	LeaseEnd time.Time
 }
 
 // Deadline is when the record expires: its idle deadline

@@ -130,11 +130,9 @@ func BenchmarkExpiredSweep(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		b.StopTimer()
-		ids := make([]string, batch)
 		for j := range batch {
 			r := rec("gone"+strconv.Itoa(j%10), time.Minute)
 			r.LastActivity, r.CreatedAt = past, past
-			ids[j] = r.ID
 			_, err := s.Create(ctx, r, 0, sessions.EvictOldest)
 			require.NoError(b, err)
 		}
@@ -144,7 +142,7 @@ func BenchmarkExpiredSweep(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if err := s.Ack(ctx, ids); err != nil {
+		if err := s.Ack(ctx, claimsOf(recs)); err != nil {
 			b.Fatal(err)
 		}
 		b.StopTimer()

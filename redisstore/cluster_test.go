@@ -68,7 +68,7 @@ func TestCluster(t *testing.T) {
 		got, err := other.Expired(ctx, time.Now().Add(time.Second), 10)
 		require.NoError(t, err)
 		require.Len(t, got, 1)
-		require.NoError(t, s.Ack(ctx, []string{r2.ID}))
+		require.NoError(t, s.Ack(ctx, claimsOf(got)))
 		assert.Empty(t, keysUnder(t, cc, s.o.prefix))
 	})
 }

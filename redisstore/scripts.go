@@ -239,16 +239,34 @@ if all then return out end
 return {n, users}
 `)
 
-// expiredScript claims up to ARGV[6] sessions of the shards ARGV[8..] that
+// expiredScript claims up to ARGV[6] sessions of the shards ARGV[9..] that
 // are due at ARGV[5]: first claims whose lease ran out (their claimer died),
 // then sessions whose deadline passed, which it moves from P{k}:s:<h> to
-// P{k}:c:<h> and enters in P{k}:l until ARGV[5] + ARGV[7] (the lease).
+// P{k}:c:<h> and enters in P{k}:l until ARGV[5] + ARGV[7] (the lease). Each
+// claim is marked with ARGV[8], a nonce of this call, in the claimed hash's
+// field "cl": Ack and Extend act only on a claim whose mark they name. A
+// retry of the same call (same nonce: a client resending after a lost
+// reply) finds the claims of the first run, scored at the same lease end
+// and marked with its nonce, and returns them instead of claiming more.
 // KEYS: the shards' P{k}:e and P{k}:l keys.
 var expiredScript = redis.NewScript(prelude + `
-local now, max, lease = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local now, max, lease, nonce = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8]
 local untilT = now + lease
 local out = {}
-for i = 8, #ARGV do
+for i = 9, #ARGV do
+  for _, m in ipairs(redis.call('ZRANGEBYSCORE', key(ARGV[i], 'l'), untilT, untilT)) do
+    local ck = key(ARGV[i], 'c:' .. m)
+    if redis.call('HGET', ck, 'cl') == nonce then out[#out + 1] = redis.call('HGETALL', ck) end
+  end
+end
+if #out > 0 then return out end
+local function claim(k, m, ck)
+  redis.call('HSET', ck, 'cl', nonce)
+  redis.call('ZADD', key(k, 'l'), untilT, m)
+  ttl(ck, untilT)
+  out[#out + 1] = redis.call('HGETALL', ck)
+end
+for i = 9, #ARGV do
   local k = ARGV[i]
   local L, E = key(k, 'l'), key(k, 'e')
   -- Every entry looked at leaves the range (claimed again, claimed,
@@ -258,13 +276,8 @@ for i = 8, #ARGV do
     if #due == 0 then break end
     for _, m in ipairs(due) do
       local ck = key(k, 'c:' .. m)
-      local rec = redis.call('HGETALL', ck)
-      if #rec == 0 then redis.call('ZREM', L, m)
-      else
-        redis.call('ZADD', L, untilT, m)
-        ttl(ck, untilT)
-        out[#out + 1] = rec
-      end
+      if redis.call('EXISTS', ck) == 0 then redis.call('ZREM', L, m)
+      else claim(k, m, ck) end
     end
   end
   while #out < max do
@@ -279,9 +292,7 @@ for i = 8, #ARGV do
         local ck = key(k, 'c:' .. m)
         redis.call('RENAME', rk, ck)
         forget(k, m, f[2])
-        redis.call('ZADD', L, untilT, m)
-        ttl(ck, untilT)
-        out[#out + 1] = redis.call('HGETALL', ck)
+        claim(k, m, ck)
       end
     end
   end
@@ -289,25 +300,26 @@ end
 return out
 `)
 
-// ackScript forgets claimed sessions. ARGV[5..]: pairs of a shard number
-// (empty when unknown: then every shard is tried) and a session hash.
-// KEYS: the P{k}:l keys of the shards named.
-var ackScript = redis.NewScript(prelude + `
+// claimScript acknowledges (ARGV[5] "a") or extends until ARGV[6] (ARGV[5]
+// "e") the claims named by the triples ARGV[7..]: a shard number, a session
+// hash and the nonce that marked the claim. A claim marked by another nonce
+// (handed out again since) or gone (acknowledged already) is left alone.
+// KEYS: the P{k}:l keys of the shards named. It returns how many claims it
+// acted on.
+var claimScript = redis.NewScript(prelude + `
+local ack, untilT = ARGV[5] == 'a', tonumber(ARGV[6])
 local n = 0
-local function ack(k, h)
-  if redis.call('ZREM', key(k, 'l'), h) == 1 then
-    redis.call('DEL', key(k, 'c:' .. h))
+for i = 7, #ARGV, 3 do
+  local k, h, nonce = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local ck = key(k, 'c:' .. h)
+  if redis.call('HGET', ck, 'cl') == nonce then
     n = n + 1
-    return true
-  end
-  return false
-end
-for i = 5, #ARGV, 2 do
-  local k, h = ARGV[i], ARGV[i + 1]
-  if k ~= '' then ack(k, h)
-  else
-    for j = 0, N - 1 do
-      if ack(j, h) then break end
+    if ack then
+      redis.call('ZREM', key(k, 'l'), h)
+      redis.call('DEL', ck)
+    else
+      redis.call('ZADD', key(k, 'l'), 'XX', untilT, h)
+      ttl(ck, untilT)
     end
   end
 end

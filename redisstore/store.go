@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -99,9 +100,6 @@ type Store struct {
 	// On Cluster, the shard of each session ID hash, once looked up (a
 	// session never changes shard), and how long its pointer lives.
 	shardMap map[string]pointer
-	// The shard of each session this Store claimed and has not acked, so
-	// that Ack goes straight to it.
-	claims map[string]string
 }
 
 // New returns a Store that keeps sessions through client, which may be a
@@ -140,7 +138,7 @@ func New(client redis.UniversalClient, opts ...Option) (*Store, error) {
 		return nil, errors.New("redisstore: nil clock")
 	}
 	_, cluster := client.(*redis.ClusterClient)
-	s := &Store{c: client, o: o, cluster: cluster, claims: make(map[string]string)}
+	s := &Store{c: client, o: o, cluster: cluster}
 	inline := "1"
 	if cluster {
 		inline = "0"
@@ -610,8 +608,11 @@ func appendShards(args []any, shards []string) []any {
 }
 
 // Expired implements sessions.Store. Claimed sessions stay in Redis under a
-// lease (WithLease) until Ack; a claim not acknowledged in time is returned
-// again by a later call. The work is proportional to what is due, plus a
+// lease (WithLease) until Ack; Extend renews it; a claim neither
+// acknowledged nor extended in time is returned again, under a new token, by
+// a later call. A claim's token ("<shard>:<hash>:<nonce>") names where the
+// claim lives and which call made it, so Ack and Extend need no key and no
+// memory of this Store. The work is proportional to what is due, plus a
 // constant per shard.
 func (s *Store) Expired(ctx context.Context, now time.Time, max int) ([]sessions.Record, error) {
 	if max <= 0 {
@@ -623,13 +624,16 @@ func (s *Store) Expired(ctx context.Context, now time.Time, max int) ([]sessions
 	order := make([]string, 0, s.o.shards)
 	order = append(append(order, s.shardID[start:]...), s.shardID[:start]...)
 	nowus := micros(now)
+	leaseEnd := time.UnixMicro(nowus).Add(s.o.lease)
 	var out []sessions.Record
 	var hs []string
 	step := func(shards []string) error {
 		for len(out) < max {
 			want := min(max-len(out), s.o.sweepBatch)
+			nonce := newNonce()
 			keys := append(s.shardKeys(shards, "e"), s.shardKeys(shards, "l")...)
-			res, err := expiredScript.Run(ctx, s.c, keys, s.args(appendShards([]any{nowus, want, int64(s.o.lease / time.Microsecond)}, shards)...)...).Slice()
+			args := appendShards([]any{nowus, want, int64(s.o.lease / time.Microsecond), nonce}, shards)
+			res, err := expiredScript.Run(ctx, s.c, keys, s.args(args...)...).Slice()
 			if err != nil {
 				return err
 			}
@@ -637,16 +641,12 @@ func (s *Store) Expired(ctx context.Context, now time.Time, max int) ([]sessions
 			if err != nil {
 				return err
 			}
+			for i, h := range rhs {
+				recs[i].Claim = shardOfRecord(recs[i], h, s) + ":" + h + ":" + nonce
+				recs[i].LeaseEnd = leaseEnd
+			}
 			out = append(out, recs...)
 			hs = append(hs, rhs...)
-			s.mu.Lock()
-			if len(s.claims)+len(rhs) > maxCache {
-				clear(s.claims)
-			}
-			for i, h := range rhs {
-				s.claims[h] = shardOfRecord(recs[i], h, s)
-			}
-			s.mu.Unlock()
 			if len(recs) < want {
 				return nil
 			}
@@ -672,49 +672,92 @@ func (s *Store) Expired(ctx context.Context, now time.Time, max int) ([]sessions
 	return out, nil
 }
 
-// Ack implements sessions.Store: it forgets claimed sessions whose endings
-// were handled. IDs that are not claimed are ignored. An ID this Store
-// claimed costs one removal; another (claimed by a Store that since died,
-// say) is looked for in every shard.
-func (s *Store) Ack(ctx context.Context, ids []string) error {
-	if len(ids) == 0 {
-		return nil
-	}
-	byShard := make(map[string][]any) // "" → shard unknown
-	s.mu.Lock()
-	for _, id := range ids {
-		h := hashID(id)
-		k := s.claims[h]
-		delete(s.claims, h)
-		byShard[k] = append(byShard[k], k, h)
-	}
-	s.mu.Unlock()
-	var err error
-	if !s.cluster {
-		var args []any
-		for _, pairs := range byShard {
-			args = append(args, pairs...)
-		}
-		err = ackScript.Run(ctx, s.c, s.shardKeys(s.shardID, "l"), s.args(args...)...).Err()
-	} else {
-		for k, pairs := range byShard {
-			if k != "" {
-				err = errors.Join(err, ackScript.Run(ctx, s.c, []string{s.key(k, "l")}, s.args(pairs...)...).Err())
-				continue
-			}
-			for _, k := range s.shardID {
-				args := make([]any, 0, len(pairs))
-				for i := 1; i < len(pairs); i += 2 {
-					args = append(args, k, pairs[i])
-				}
-				err = errors.Join(err, ackScript.Run(ctx, s.c, []string{s.key(k, "l")}, s.args(args...)...).Err())
-			}
-		}
-	}
-	if err != nil {
+// newNonce returns 64 random bits in hex, naming one claiming call.
+func newNonce() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// Ack implements sessions.Store: it forgets the claims whose endings were
+// handled. Claims unknown, acknowledged already or handed out again under
+// another token are ignored.
+func (s *Store) Ack(ctx context.Context, claims []string) error {
+	if _, err := s.claims(ctx, "a", 0, claims); err != nil {
 		return fmt.Errorf("redisstore: ack: %w", err)
 	}
 	return nil
+}
+
+// Extend implements sessions.Store: claims still held under their tokens
+// are held for another lease (WithLease) from now.
+func (s *Store) Extend(ctx context.Context, claims []string, now time.Time) (time.Time, error) {
+	until := time.UnixMicro(micros(now)).Add(s.o.lease)
+	if _, err := s.claims(ctx, "e", micros(until), claims); err != nil {
+		return time.Time{}, fmt.Errorf("redisstore: extend: %w", err)
+	}
+	return until, nil
+}
+
+// claims runs claimScript in mode "a" (ack) or "e" (extend until untilus)
+// on the well-formed tokens among claims, one script per shard group, and
+// returns how many claims it acted on.
+func (s *Store) claims(ctx context.Context, mode string, untilus int64, claims []string) (int64, error) {
+	byShard := make(map[string][]any)
+	for _, c := range claims {
+		k, h, nonce, ok := parseClaim(c, s.o.shards)
+		if ok {
+			byShard[k] = append(byShard[k], k, h, nonce)
+		}
+	}
+	if len(byShard) == 0 {
+		return 0, nil
+	}
+	var n int64
+	run := func(keys []string, triples []any) error {
+		v, err := claimScript.Run(ctx, s.c, keys, s.args(append([]any{mode, untilus}, triples...)...)...).Int64()
+		n += v
+		return err
+	}
+	if !s.cluster {
+		var keys []string
+		var triples []any
+		for k, t := range byShard {
+			keys = append(keys, s.key(k, "l"))
+			triples = append(triples, t...)
+		}
+		return n, run(keys, triples)
+	}
+	var err error
+	for k, t := range byShard {
+		err = errors.Join(err, run([]string{s.key(k, "l")}, t))
+	}
+	return n, err
+}
+
+// parseClaim splits a claim token made by Expired; ok is false for a token
+// this store could not have made.
+func parseClaim(c string, shards int) (k, h, nonce string, ok bool) {
+	k, rest, ok1 := strings.Cut(c, ":")
+	h, nonce, ok2 := strings.Cut(rest, ":")
+	n, err := strconv.Atoi(k)
+	if !ok1 || !ok2 || err != nil || n < 0 || n >= shards || strconv.Itoa(n) != k || !isHex(h, 32) || !isHex(nonce, 16) {
+		return "", "", "", false
+	}
+	return k, h, nonce, true
+}
+
+// isHex reports whether s is n lower-case hex digits.
+func isHex(s string, n int) bool {
+	if len(s) != n {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // shardOfRecord returns the shard a claimed record lives in: its user's,

@@ -190,15 +190,13 @@ func TestExpiredExactlyOnce(t *testing.T) {
 				if !assert.NoError(t, err) {
 					return
 				}
-				ids := make([]string, 0, len(recs))
 				mu.Lock()
 				for _, r := range recs {
 					got[string(r.SealedID)]++
 					assert.True(t, r.Expired(now))
-					ids = append(ids, want[string(r.SealedID)])
 				}
 				mu.Unlock()
-				assert.NoError(t, s.Ack(ctx, ids))
+				assert.NoError(t, s.Ack(ctx, claimsOf(recs)))
 				if len(recs) == 0 {
 					return
 				}
@@ -246,14 +244,14 @@ func TestLeaseRedelivery(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, again, 2)
 	// Acknowledged by a store that did not claim them (it must find them).
-	require.NoError(t, stores[2].Ack(ctx, []string{r1.ID, r2.ID}))
+	require.NoError(t, stores[2].Ack(ctx, claimsOf(again)))
 	// Acknowledged: never again, and the late Ack of the dead claimer is
 	// not an error.
 	again, err = stores[0].Expired(ctx, now.Add(10*lease), 10)
 	require.NoError(t, err)
 	require.Empty(t, again)
-	require.NoError(t, stores[0].Ack(ctx, []string{r1.ID, r2.ID}))
-	require.NoError(t, stores[1].Ack(ctx, []string{r1.ID, r2.ID}))
+	require.NoError(t, stores[0].Ack(ctx, claimsOf(claimed)))
+	require.NoError(t, stores[1].Ack(ctx, claimsOf(again)))
 	assert.Empty(t, keysUnder(t, stores[0].c, stores[0].o.prefix), "keys left after Ack")
 }
 
@@ -296,7 +294,7 @@ func TestNoResurrection(t *testing.T) {
 				var recs []sessions.Record
 				recs, err = stores[1].Expired(ctx, time.Now().Add(1000*time.Hour), 10)
 				assert.Len(t, recs, 1)
-				assert.NoError(t, stores[1].Ack(ctx, []string{r.ID}))
+				assert.NoError(t, stores[1].Ack(ctx, claimsOf(recs)))
 			}
 			assert.NoError(t, err)
 		})

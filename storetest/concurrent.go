@@ -107,7 +107,8 @@ func testExpiredClaims(h *harness) {
 		h.create(h.rec("alice", idleExpired)),
 	}
 	pending := h.notEnded(expired)
-	h.requireSameSet(pending, h.expired(time.Now(), 100), true, "Expired")
+	claimed := h.expired(time.Now(), 100)
+	h.requireSameSet(pending, claimed, true, "Expired")
 	require.Empty(t, h.describe(h.expired(time.Now(), 100)), "a second Expired")
 	h.requireEndedOnce(expired, true, "expired records")
 
@@ -124,11 +125,13 @@ func testExpiredClaims(h *harness) {
 	h.requireCount(3, 2, "after Expired")
 	h.requireSameSet(live, h.all(), true, "All after Expired")
 
-	// Ack is idempotent and knows no unknown IDs.
-	require.NoError(t, h.s.Ack(h.ctx, h.ids(expired)), "a second Ack of claimed records")
-	require.NoError(t, h.s.Ack(h.ctx, []string{uuid.NewString(), "not-a-session-id"}), "Ack of unknown IDs")
-	require.NoError(t, h.s.Ack(h.ctx, nil), "Ack of no IDs")
+	// Ack is idempotent and ignores what it does not know.
+	require.NoError(t, h.s.Ack(h.ctx, h.claims(claimed)), "a second Ack of claimed records")
+	require.NoError(t, h.s.Ack(h.ctx, []string{uuid.NewString(), "not-a-claim"}), "Ack of unknown claims")
+	require.NoError(t, h.s.Ack(h.ctx, nil), "Ack of no claims")
 	require.NoError(t, h.s.Ack(h.ctx, []string{live[0].ID}), "Ack of a live record's ID")
+	_, err := h.s.Extend(h.ctx, h.claims(claimed), time.Now())
+	require.NoError(t, err, "Extend of acknowledged claims")
 	for _, r := range expired {
 		h.requireGone(r, "after Ack")
 	}
@@ -437,7 +440,9 @@ func testEndingsReportedOnce(h *harness) {
 	require.Empty(t, h.describe(h.all()), "All after ending everything")
 }
 
-// testLease checks the re-delivery of unacknowledged claims.
+// testLease checks that a claim never acknowledged is handed out again once
+// its lease has passed, not before, and under a new token; and that an
+// acknowledged claim is never handed out again.
 func testLease(h *harness, lease time.Duration) {
 	t := h.t
 	a := h.create(h.rec("", idleExpired))
@@ -446,40 +451,119 @@ func testLease(h *harness, lease time.Duration) {
 	got, err := h.s.Expired(h.ctx, claimedAt, 10)
 	require.NoError(t, err, "Expired")
 	h.requireSameSet([]sessions.Record{a, b}, got, true, "Expired")
-	require.NoError(t, h.s.Ack(h.ctx, []string{b.ID}), "Ack") // a is never acknowledged: its claimer "died"
+	first := h.byID("Expired", got)
+	for _, r := range got {
+		require.NotEmpty(t, r.Claim, "a claimed record without a Claim")
+		require.False(t, r.LeaseEnd.Before(claimedAt.Add(lease-tolerance)),
+			"LeaseEnd %v is not a lease (%v) after the claim at %v", r.LeaseEnd, lease, claimedAt)
+	}
+	require.NoError(t, h.s.Ack(h.ctx, []string{first[h.id(b)].Claim}), "Ack") // a is never acknowledged: its claimer "died"
 
 	h.requireGone(a, "during the lease")
 	_, err = h.s.Delete(h.ctx, a.ID)
 	requireNotFound(t, err, "Delete of a claimed record during the lease")
 	h.requireCount(0, 0, "during the lease")
 
+	again := h.awaitRedelivery(claimedAt, lease)
+	h.requireSameSet([]sessions.Record{a}, again, true, "Expired after the lease")
+	require.NotEqual(t, first[h.id(a)].Claim, again[0].Claim, "a claim handed out again kept its token")
+	require.NoError(t, h.s.Ack(h.ctx, []string{again[0].Claim}), "Ack of a record handed out again")
+
+	// Acknowledged claims are never handed out again.
+	h.requireNoClaims(lease+lease/2, "Expired handed out an acknowledged claim again")
+	require.NoError(t, h.s.Ack(h.ctx, []string{first[h.id(a)].Claim}), "a late Ack from the first claimer")
+	h.requireGone(a, "after the lease")
+	h.requireCount(0, 0, "after the lease")
+}
+
+// testExtend checks that Extend keeps a claim held past its first lease.
+func testExtend(h *harness, lease time.Duration) {
+	t := h.t
+	a := h.create(h.rec("alice", idleExpired))
+	got, err := h.s.Expired(h.ctx, time.Now(), 10)
+	require.NoError(t, err, "Expired")
+	h.requireSameSet([]sessions.Record{a}, got, true, "Expired")
+	claim := got[0].Claim
+	// Extend every half lease for two leases: the claim must stay held.
+	poll := min(max(lease/20, time.Millisecond), 50*time.Millisecond)
+	until := time.Now().Add(2 * lease)
+	next := time.Now().Add(lease / 2)
+	for time.Now().Before(until) {
+		if !time.Now().Before(next) {
+			now := time.Now()
+			end, err := h.s.Extend(h.ctx, []string{claim}, now)
+			require.NoError(t, err, "Extend")
+			require.False(t, end.Before(now.Add(lease-tolerance)), "Extend returned %v, less than a lease after %v", end, now)
+			next = now.Add(lease / 2)
+		}
+		recs, err := h.s.Expired(h.ctx, time.Now(), 10)
+		require.NoError(t, err, "Expired")
+		require.Empty(t, h.ids(recs), "Expired handed out a claim that was extended in time")
+		time.Sleep(poll)
+	}
+	require.NoError(t, h.s.Ack(h.ctx, []string{claim}), "Ack after extending")
+	h.requireNoClaims(lease+lease/2, "Expired handed out an extended claim after its Ack")
+	h.requireGone(a, "after Ack")
+}
+
+// testStaleClaim checks that the first claimer of a record handed out again
+// can neither extend nor acknowledge the new claim.
+func testStaleClaim(h *harness, lease time.Duration) {
+	t := h.t
+	a := h.create(h.rec("", idleExpired))
+	claimedAt := time.Now()
+	got, err := h.s.Expired(h.ctx, claimedAt, 10)
+	require.NoError(t, err, "Expired")
+	h.requireSameSet([]sessions.Record{a}, got, true, "Expired")
+	stale := got[0].Claim
+	again := h.awaitRedelivery(claimedAt, lease)
+	h.requireSameSet([]sessions.Record{a}, again, true, "Expired after the lease")
+	require.NotEqual(t, stale, again[0].Claim, "a claim handed out again kept its token")
+
+	// The first claimer wakes up: its Extend and Ack must not touch the new
+	// claim, which therefore lapses and is handed out a third time.
+	secondAt := time.Now()
+	_, err = h.s.Extend(h.ctx, []string{stale}, time.Now())
+	require.NoError(t, err, "Extend of a stale claim")
+	require.NoError(t, h.s.Ack(h.ctx, []string{stale}), "Ack of a stale claim")
+	third := h.awaitRedelivery(secondAt, lease)
+	h.requireSameSet([]sessions.Record{a}, third, true, "Expired after a stale Ack")
+	require.NoError(t, h.s.Ack(h.ctx, []string{third[0].Claim}), "Ack of the third claim")
+	h.requireNoClaims(lease+lease/2, "Expired handed out an acknowledged claim again")
+}
+
+// awaitRedelivery polls Expired until it hands out records again and
+// checks that this happened no sooner than a lease after claimedAt and no
+// later than two leases and a second.
+func (h *harness) awaitRedelivery(claimedAt time.Time, lease time.Duration) []sessions.Record {
+	t := h.t
+	t.Helper()
 	poll := min(max(lease/20, time.Millisecond), 50*time.Millisecond)
 	giveUp := claimedAt.Add(2*lease + time.Second)
-	var again []sessions.Record
-	for len(again) == 0 {
-		again, err = h.s.Expired(h.ctx, time.Now(), 10)
+	for {
+		again, err := h.s.Expired(h.ctx, time.Now(), 10)
 		after := time.Now()
 		require.NoError(t, err, "Expired")
 		if len(again) > 0 {
 			require.False(t, after.Before(claimedAt.Add(lease-tolerance)),
 				"a claim was handed out again %v after the claim, before the lease (%v) passed", after.Sub(claimedAt), lease)
-			break
+			return again
 		}
 		require.True(t, after.Before(giveUp), "a claim never acknowledged was not handed out again within 2×lease+1s")
 		time.Sleep(poll)
 	}
-	h.requireSameSet([]sessions.Record{a}, again, true, "Expired after the lease")
-	require.NoError(t, h.s.Ack(h.ctx, []string{a.ID}), "Ack of a record handed out again")
+}
 
-	// Acknowledged claims are never handed out again.
-	until := time.Now().Add(lease + lease/2)
+// requireNoClaims polls Expired for d and fails if it hands out anything.
+func (h *harness) requireNoClaims(d time.Duration, msg string) {
+	t := h.t
+	t.Helper()
+	poll := min(max(d/30, time.Millisecond), 50*time.Millisecond)
+	until := time.Now().Add(d)
 	for time.Now().Before(until) {
 		recs, err := h.s.Expired(h.ctx, time.Now(), 10)
 		require.NoError(t, err, "Expired")
-		require.Empty(t, h.ids(recs), "Expired handed out an acknowledged claim again")
+		require.Empty(t, h.ids(recs), msg)
 		time.Sleep(poll)
 	}
-	require.NoError(t, h.s.Ack(h.ctx, []string{a.ID}), "a late Ack from the first claimer")
-	h.requireGone(a, "after the lease")
-	h.requireCount(0, 0, "after the lease")
 }

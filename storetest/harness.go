@@ -298,8 +298,20 @@ func (h *harness) expired(now time.Time, max int) []sessions.Record {
 		require.True(h.t, r.Expired(now), "Expired returned record %s, live at now (deadline %v, now %v)",
 			h.id(r), r.Deadline(), now)
 	}
-	require.NoError(h.t, h.s.Ack(h.ctx, h.ids(recs)), "Ack of records Expired returned")
+	require.NoError(h.t, h.s.Ack(h.ctx, h.claims(recs)), "Ack of records Expired returned")
 	return recs
+}
+
+// claims returns the claim tokens of records Expired returned, failing on
+// a record without one.
+func (h *harness) claims(recs []sessions.Record) []string {
+	h.t.Helper()
+	out := make([]string, len(recs))
+	for i, r := range recs {
+		require.NotEmpty(h.t, r.Claim, "Expired returned record %s without a Claim", h.id(r))
+		out[i] = r.Claim
+	}
+	return out
 }
 
 // drainExpired calls Expired until it returns nothing and returns all it

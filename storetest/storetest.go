@@ -118,17 +118,27 @@ func Run(t *testing.T, newStore func(t *testing.T) sessions.Store) {
 }
 
 // RunLease checks that a record claimed by Expired and never acknowledged
-// is handed out again once lease has passed, and not before; that a claim
-// acknowledged with Ack is never handed out again; and that a late Ack of
-// a record already handed out again is not an error. lease must be the
-// lease of the stores newStore makes; keep it short (100ms–1s): the check
-// takes about two and a half leases. Each subtest gets a fresh, empty store.
+// is handed out again once lease has passed, not before, and under a new
+// token; that a claim acknowledged with Ack is never handed out again; that
+// Extend keeps a claim held; and that a claimer whose claim was handed out
+// again can neither extend nor acknowledge the new claim. lease must be the
+// lease of the stores newStore makes; keep it short (100ms–1s): the checks
+// take about ten leases in all. Each subtest gets a fresh, empty store.
 func RunLease(t *testing.T, newStore func(t *testing.T) sessions.Store, lease time.Duration) {
 	t.Helper()
 	require.Positive(t, lease, "RunLease needs the store's lease")
-	t.Run("ClaimRedeliveredAfterLease", func(t *testing.T) {
-		h := newHarness(t, newStore)
-		testLease(h, lease)
-		h.checkLedger()
-	})
+	for _, c := range []struct {
+		name string
+		fn   func(h *harness, lease time.Duration)
+	}{
+		{"ClaimRedeliveredAfterLease", testLease},
+		{"ExtendKeepsClaim", testExtend},
+		{"StaleClaimIgnored", testStaleClaim},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := newHarness(t, newStore)
+			c.fn(h, lease)
+			h.checkLedger()
+		})
+	}
 }

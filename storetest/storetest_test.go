@@ -7,10 +7,12 @@ import (
 	"os/exec"
 	"runtime"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
 	"github.com/tokyopredictor/sessions"
@@ -60,6 +62,9 @@ func TestSuiteCatchesBrokenStores(t *testing.T) {
 		{"leaseEarly", "TestReferenceStoreLease/ClaimRedeliveredAfterLease"},
 		{"noRedeliver", "TestReferenceStoreLease/ClaimRedeliveredAfterLease"},
 		{"ackIgnored", "TestReferenceStoreLease/ClaimRedeliveredAfterLease"},
+		{"sameToken", "TestReferenceStoreLease/StaleClaimIgnored"},
+		{"ackStale", "TestReferenceStoreLease/StaleClaimIgnored"},
+		{"noExtend", "TestReferenceStoreLease/ExtendKeepsClaim"},
 	}
 	for _, m := range mutants {
 		t.Run(m.bug, func(t *testing.T) {
@@ -85,6 +90,7 @@ type refStore struct {
 
 type refClaim struct {
 	rec   sessions.Record
+	token string
 	until time.Time
 }
 
@@ -259,8 +265,11 @@ func (s *refStore) Expired(_ context.Context, now time.Time, max int) ([]session
 	for id, c := range s.claimed {
 		if len(out) < max && s.bug != "noRedeliver" && (!c.until.After(now) || s.bug == "leaseEarly") {
 			c.until = now.Add(s.lease)
+			if s.bug != "sameToken" {
+				c.token = id + "/" + uuid.NewString()
+			}
 			s.claimed[id] = c
-			out = append(out, s.copy(c.rec))
+			out = append(out, s.claim(c))
 		}
 	}
 	var claim []sessions.Record
@@ -278,18 +287,52 @@ func (s *refStore) Expired(_ context.Context, now time.Time, max int) ([]session
 		if s.bug != "expiredKeeps" {
 			delete(s.recs, r.ID)
 		}
-		s.claimed[r.ID] = refClaim{rec: r, until: now.Add(s.lease)}
-		out = append(out, s.copy(r))
+		c := refClaim{rec: r, token: r.ID + "/" + uuid.NewString(), until: now.Add(s.lease)}
+		s.claimed[r.ID] = c
+		out = append(out, s.claim(c))
 	}
 	return out, nil
 }
 
-func (s *refStore) Ack(_ context.Context, ids []string) error {
+// claim returns the record of a claim as Expired hands it out.
+func (s *refStore) claim(c refClaim) sessions.Record {
+	r := s.copy(c.rec)
+	r.Claim, r.LeaseEnd = c.token, c.until
+	return r
+}
+
+// held returns the ID of the record claimed under token.
+func (s *refStore) held(token string) (string, bool) {
+	for id, c := range s.claimed {
+		if c.token == token || (s.bug == "ackStale" && c.rec.ID == strings.SplitN(token, "/", 2)[0]) {
+			return id, true
+		}
+	}
+	return "", false
+}
+
+func (s *refStore) Extend(_ context.Context, claims []string, now time.Time) (time.Time, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	until := now.Add(s.lease)
+	for _, token := range claims {
+		if id, ok := s.held(token); ok && s.bug != "noExtend" {
+			c := s.claimed[id]
+			c.until = until
+			s.claimed[id] = c
+		}
+	}
+	return until, nil
+}
+
+func (s *refStore) Ack(_ context.Context, claims []string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.bug != "ackIgnored" {
-		for _, id := range ids {
-			delete(s.claimed, id)
+		for _, token := range claims {
+			if id, ok := s.held(token); ok {
+				delete(s.claimed, id)
+			}
 		}
 	}
 	return nil
