@@ -315,7 +315,7 @@ func expiredSet(b *testing.B, short *sessions.Manager, k int, round int) {
 	}
 }
 
-const shortIdle = time.Microsecond
+const shortIdle = time.Millisecond // the shortest IdleTimeout NewManager accepts
 
 // sweepSetup returns a manager holding n live sessions, the cookies of 1024
 // of them (for probe requests), and a manager sharing its store whose

@@ -34,6 +34,11 @@ const (
 // defaults; NewManager validates it and returns an error wrapping
 // ErrInvalidConfig that names the offending field. NewManager copies Keys,
 // so the caller may reuse the slice afterwards.
+//
+// Every duration is 0 (the default, or off) or between MinDuration (1ms)
+// and MaxDuration (100 years): IdleTimeout: 1800, seconds written without
+// their unit, is 1.8µs and an error that suggests 1800 * time.Second. A key
+// must be 32 or 64 bytes, not all zero.
 type Config struct {
 	IdleTimeout        time.Duration // end a session idle this long; 0 → 30m   (JSON "inactive_timeout")
 	AbsoluteTimeout    time.Duration // end a session this long after creation, active or not; 0 → off
@@ -63,6 +68,17 @@ const (
 	DefaultIdleTimeout        = 30 * time.Minute
 	DefaultCleanupInterval    = 5 * time.Minute
 	DefaultMaxSessionsPerUser = 5
+)
+
+// Bounds of every duration in a Config (IdleTimeout, AbsoluteTimeout,
+// CleanupInterval, Cookie.MaxAge) other than 0, which means the default or
+// off. A shorter one is almost always a number of seconds written without
+// its unit (time.Duration counts nanoseconds: IdleTimeout: 1800 is 1.8µs);
+// a longer one would push a deadline past what time.Time's UnixNano (year
+// 2262) and a cookie's Max-Age can hold. MinDuration itself is legal.
+const (
+	MinDuration = time.Millisecond
+	MaxDuration = 100 * 365 * 24 * time.Hour // 100 years (of 365 days)
 )
 
 // normalize returns c with defaults filled in and Keys deep-copied, or an
@@ -122,8 +138,15 @@ func (c Config) validate() error {
 		{"CleanupInterval", c.CleanupInterval},
 		{"Cookie.MaxAge", c.Cookie.MaxAge},
 	} {
-		if d.v < 0 {
+		switch {
+		case d.v < 0:
 			return fmt.Errorf("%s must not be negative (got %v)", d.name, d.v)
+		case d.v > 0 && d.v < MinDuration:
+			// Almost always a number of seconds (or milliseconds) written
+			// without its unit: time.Duration counts nanoseconds.
+			return fmt.Errorf("%s %v is under the 1ms minimum: did you mean %d * time.Second?", d.name, d.v, int64(d.v))
+		case d.v > MaxDuration:
+			return fmt.Errorf("%s %v is over the maximum, sessions.MaxDuration (100 years): a deadline that far would overflow", d.name, d.v)
 		}
 	}
 	if c.MaxSessionsPerUser < Unlimited {
@@ -136,6 +159,9 @@ func (c Config) validate() error {
 	for i, k := range c.Keys {
 		if len(k) != 32 && len(k) != 64 {
 			return fmt.Errorf("Keys[%d] is %d bytes; want 32 or 64", i, len(k))
+		}
+		if !slices.ContainsFunc(k, func(b byte) bool { return b != 0 }) {
+			return fmt.Errorf("Keys[%d] is all zero bytes: make keys with crypto/rand and keep them secret", i)
 		}
 	}
 	return c.Cookie.validate()
@@ -210,10 +236,12 @@ func isToken(s string) bool {
 // LoadConfig does validate the result as NewManager would, so a Config it
 // returns is accepted by NewManager once valid Keys are added.
 //
-// An unknown key, a null, a value of the wrong type, a negative number
-// (except max_sessions_per_user -1), an unknown name, broken JSON or data
-// after the object is an error wrapping ErrInvalidConfig whose text names
-// the file and the key, or the line and column of broken JSON. When the file
+// An unknown key, a key given twice, a null, a value of the wrong type, a
+// negative number (except max_sessions_per_user -1), a time other than 0
+// outside [MinDuration, MaxDuration] (1ms to 100 years), an unknown name,
+// broken JSON or data after the object is an error wrapping
+// ErrInvalidConfig whose text names the file and the key, or the line and
+// column of broken JSON. When the file
 // cannot be read the error also wraps the os error, so
 // errors.Is(err, fs.ErrNotExist) works.
 func LoadConfig(path string) (Config, error) {
@@ -357,7 +385,36 @@ func decodeObject(data []byte) (map[string]json.RawMessage, error) {
 	if obj == nil {
 		return nil, errors.New("want a JSON object, got null")
 	}
+	if k, ok := duplicateKey(data); ok {
+		return nil, fmt.Errorf("key %q is given twice (JSON would keep only the last one, silently)", k)
+	}
 	return obj, nil
+}
+
+// duplicateKey returns a member name that occurs twice in the JSON object
+// data, which must be valid JSON. Nested objects are not looked into.
+func duplicateKey(data []byte) (string, bool) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if _, err := dec.Token(); err != nil { // '{'
+		return "", false
+	}
+	seen := make(map[string]bool)
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return "", false
+		}
+		k, _ := t.(string)
+		if seen[k] {
+			return k, true
+		}
+		seen[k] = true
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return "", false
+		}
+	}
+	return "", false
 }
 
 // kind names the JSON type of a valid raw value.
@@ -381,47 +438,49 @@ func kind(raw []byte) string {
 	return "number"
 }
 
-// maxSeconds is the largest whole number of seconds a time.Duration holds.
-const maxSeconds = math.MaxInt64 / int64(time.Second)
+// maxSeconds is MaxDuration in whole seconds.
+const maxSeconds = int64(MaxDuration / time.Second)
 
-// parseSeconds reads a time key: a number of seconds or a Go duration string.
+// parseSeconds reads a time key: a number of seconds or a Go duration
+// string, 0 or within [MinDuration, MaxDuration].
 func parseSeconds(raw json.RawMessage) (time.Duration, error) {
+	var d time.Duration
 	switch k := kind(raw); k {
 	case "string":
 		s, _ := parseString(raw)
-		d, err := time.ParseDuration(s)
-		if err != nil {
+		var err error
+		if d, err = time.ParseDuration(s); err != nil {
 			return 0, fmt.Errorf(`bad duration %q: want a number of seconds or a Go duration such as "30m"`, s)
 		}
 		if d < 0 {
 			return 0, fmt.Errorf("must not be negative (got %q)", s)
 		}
-		return d, nil
 	case "number":
 		s := string(bytes.TrimSpace(raw))
-		if n, err := strconv.ParseInt(s, 10, 64); err == nil {
-			switch {
-			case n < 0:
-				return 0, fmt.Errorf("must not be negative (got %s)", s)
-			case n > maxSeconds:
-				return 0, fmt.Errorf("%s seconds is too long (at most %d)", s, maxSeconds)
-			}
-			return time.Duration(n) * time.Second, nil
-		}
 		f, err := strconv.ParseFloat(s, 64) // err is ErrRange for ±Inf
-		switch ns := f * float64(time.Second); {
+		switch {
 		case f < 0:
 			return 0, fmt.Errorf("must not be negative (got %s)", s)
-		case err != nil || ns >= math.MaxInt64:
-			return 0, fmt.Errorf("%s seconds is too long (at most %d)", s, maxSeconds)
-		case f > 0 && math.Round(ns) < 1:
-			return 0, fmt.Errorf("%s seconds is shorter than a nanosecond", s)
-		default:
-			return time.Duration(math.Round(ns)), nil
+		case err != nil || f > float64(maxSeconds):
+			return 0, fmt.Errorf("%s seconds is over the maximum of 100 years (%d seconds)", s, maxSeconds)
+		case f > 0 && f*float64(time.Second) < float64(MinDuration):
+			return 0, fmt.Errorf("%s seconds is under the 1ms minimum", s)
+		}
+		if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+			d = time.Duration(n) * time.Second
+		} else {
+			d = time.Duration(math.Round(f * float64(time.Second)))
 		}
 	default:
 		return 0, fmt.Errorf(`want a number of seconds or a duration string such as "30m", got %s`, k)
 	}
+	switch {
+	case d > 0 && d < MinDuration:
+		return 0, fmt.Errorf("%s is under the 1ms minimum", raw)
+	case d > MaxDuration:
+		return 0, fmt.Errorf("%s is over the maximum of 100 years", raw)
+	}
+	return d, nil
 }
 
 func parseInt(raw json.RawMessage) (int, error) {

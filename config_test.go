@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io/fs"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -46,7 +47,9 @@ func TestLoadConfig(t *testing.T) {
 		{"fractional seconds", `{"inactive_timeout": 1.5, "cleanup_interval": 0.3, "absolute_timeout": 2e3}`,
 			Config{IdleTimeout: 1500 * time.Millisecond, CleanupInterval: 300 * time.Millisecond, AbsoluteTimeout: 2000 * time.Second}},
 		{"negative zero", `{"inactive_timeout": -0, "cleanup_interval": -0.0}`, Config{}},
-		{"largest whole seconds", `{"absolute_timeout": 9223372036}`, Config{AbsoluteTimeout: 9223372036 * time.Second}},
+		{"100 years of seconds", `{"absolute_timeout": 3153600000}`, Config{AbsoluteTimeout: MaxDuration}},
+		{"1ms, the shortest", `{"inactive_timeout": 0.001, "cleanup_interval": "1ms"}`,
+			Config{IdleTimeout: time.Millisecond, CleanupInterval: time.Millisecond}},
 		{"unlimited sessions", `{"max_sessions_per_user": -1}`, Config{MaxSessionsPerUser: Unlimited}},
 		{"evict_oldest", `{"limit_policy": "evict_oldest"}`, Config{LimitPolicy: EvictOldest}},
 		{"reject_new", `{"limit_policy": "reject_new", "max_sessions_per_user": 1}`,
@@ -125,11 +128,22 @@ func TestLoadConfigErrors(t *testing.T) {
 			`"max_sessions_per_user": must not be negative, except -1 for unlimited (got -2)`},
 
 		// out of range
-		{"seconds overflow a Duration", `{"inactive_timeout": 9223372037}`, `"inactive_timeout": 9223372037 seconds is too long`},
-		{"huge float", `{"inactive_timeout": 1e300}`, `"inactive_timeout": 1e300 seconds is too long`},
-		{"beyond float64", `{"inactive_timeout": 1e400}`, `"inactive_timeout": 1e400 seconds is too long`},
-		{"under a nanosecond", `{"inactive_timeout": 1e-10}`, `"inactive_timeout": 1e-10 seconds is shorter than a nanosecond`},
+		{"seconds overflow a Duration", `{"inactive_timeout": 9223372037}`, `"inactive_timeout": 9223372037 seconds is over the maximum of 100 years`},
+		{"9e9 seconds (285 years)", `{"inactive_timeout": 9e9}`, `"inactive_timeout": 9e9 seconds is over the maximum of 100 years (3153600000 seconds)`},
+		{"max_age that issued Max-Age=0", `{"cookie": {"max_age": 9223372036}}`, `"cookie.max_age": 9223372036 seconds is over the maximum`},
+		{"one second over", `{"absolute_timeout": 3153600001}`, `"absolute_timeout": 3153600001 seconds is over the maximum`},
+		{"huge float", `{"inactive_timeout": 1e300}`, `"inactive_timeout": 1e300 seconds is over the maximum`},
+		{"beyond float64", `{"inactive_timeout": 1e400}`, `"inactive_timeout": 1e400 seconds is over the maximum`},
+		{"under a nanosecond", `{"inactive_timeout": 1e-10}`, `"inactive_timeout": 1e-10 seconds is under the 1ms minimum`},
+		{"under a millisecond", `{"cleanup_interval": 0.0009}`, `"cleanup_interval": 0.0009 seconds is under the 1ms minimum`},
+		{"duration string under 1ms", `{"inactive_timeout": "999us"}`, `"inactive_timeout": "999us" is under the 1ms minimum`},
+		{"duration string over 100 years", `{"absolute_timeout": "876001h"}`, `"absolute_timeout": "876001h" is over the maximum of 100 years`},
 		{"duration string overflow", `{"inactive_timeout": "3000000h"}`, `"inactive_timeout": bad duration "3000000h"`},
+
+		// a key given twice: JSON would keep the last one, silently
+		{"key twice", `{"max_sessions_per_user": 5, "inactive_timeout": 60, "max_sessions_per_user": -1}`,
+			`key "max_sessions_per_user" is given twice`},
+		{"cookie key twice", `{"cookie": {"name": "a", "name": "b"}}`, `"cookie": key "name" is given twice`},
 
 		// wrong types and nulls
 		{"boolean duration", `{"inactive_timeout": true}`, `"inactive_timeout": want a number of seconds or a duration string such as "30m", got boolean`},
@@ -299,7 +313,20 @@ func TestConfigNormalizeErrors(t *testing.T) {
 		{"MaxSessionsPerUser below Unlimited", Config{MaxSessionsPerUser: -2}, "MaxSessionsPerUser must be positive, 0 (default 5) or Unlimited (-1) (got -2)"},
 		{"unknown LimitPolicy", Config{LimitPolicy: 2}, "LimitPolicy must be EvictOldest or RejectNew (got 2)"},
 		{"negative LimitPolicy", Config{LimitPolicy: -1}, "LimitPolicy must be EvictOldest or RejectNew (got -1)"},
-		{"short key", Config{Keys: [][]byte{make([]byte, 32), make([]byte, 16)}}, "Keys[1] is 16 bytes; want 32 or 64"},
+		{"short key", Config{Keys: [][]byte{bytes.Repeat([]byte{1}, 32), make([]byte, 16)}}, "Keys[1] is 16 bytes; want 32 or 64"},
+		{"all-zero key", Config{Keys: [][]byte{bytes.Repeat([]byte{1}, 32), make([]byte, 64)}}, "Keys[1] is all zero bytes"},
+
+		// durations that cannot be meant
+		{"seconds without a unit", Config{IdleTimeout: 1800, CleanupInterval: 300},
+			"IdleTimeout 1.8µs is under the 1ms minimum: did you mean 1800 * time.Second?"},
+		{"interval without a unit", Config{CleanupInterval: 300}, "CleanupInterval 300ns is under the 1ms minimum: did you mean 300 * time.Second?"},
+		{"1ns interval", Config{CleanupInterval: 1}, "CleanupInterval 1ns is under the 1ms minimum"},
+		{"AbsoluteTimeout without a unit", Config{AbsoluteTimeout: 43200}, "AbsoluteTimeout 43.2µs is under the 1ms minimum: did you mean 43200 * time.Second?"},
+		{"MaxAge without a unit", Config{Cookie: CookieConfig{MaxAge: 3600}}, "Cookie.MaxAge 3.6µs is under the 1ms minimum: did you mean 3600 * time.Second?"},
+		{"IdleTimeout MaxInt64", Config{IdleTimeout: math.MaxInt64}, "IdleTimeout 2562047h47m16.854775807s is over the maximum, sessions.MaxDuration (100 years)"},
+		{"250-year AbsoluteTimeout", Config{AbsoluteTimeout: 250 * 365 * 24 * time.Hour}, "AbsoluteTimeout 2190000h0m0s is over the maximum"},
+		{"MaxAge past a Duration of seconds", Config{Cookie: CookieConfig{MaxAge: 9223372036 * time.Second}}, "Cookie.MaxAge 2562047h47m16s is over the maximum"},
+		{"a nanosecond over", Config{CleanupInterval: MaxDuration + 1}, "CleanupInterval 876000h0m0.000000001s is over the maximum"},
 		{"empty key", Config{Keys: [][]byte{{}}}, "Keys[0] is 0 bytes; want 32 or 64"},
 		{"48-byte key", Config{Keys: [][]byte{make([]byte, 48)}}, "Keys[0] is 48 bytes; want 32 or 64"},
 		{"name with space", Config{Cookie: CookieConfig{Name: "my session"}}, `Cookie.Name "my session" is not a valid cookie name`},
@@ -398,4 +425,15 @@ func FuzzLoadConfig(f *testing.F) {
 		require.GreaterOrEqual(t, n.IdleTimeout, time.Duration(0))
 		require.GreaterOrEqual(t, n.MaxSessionsPerUser, Unlimited)
 	})
+}
+
+func TestConfigBoundsThemselvesAreLegal(t *testing.T) {
+	c := Config{IdleTimeout: MinDuration, CleanupInterval: MinDuration, AbsoluteTimeout: MaxDuration,
+		Cookie: CookieConfig{MaxAge: MaxDuration}}
+	got, err := c.normalize()
+	require.NoError(t, err)
+	assert.Equal(t, MaxDuration, got.AbsoluteTimeout)
+	// The longest deadline, counted from now, still fits a UnixNano.
+	assert.Greater(t, time.Now().Add(MaxDuration).UnixNano(), time.Now().UnixNano())
+	assert.Less(t, time.Now().Add(MaxDuration).Year(), 2262)
 }

@@ -114,7 +114,7 @@ func BenchmarkMemory(b *testing.B) {
 
 // shortIdle is how long the sessions made to expire live: they have
 // expired by the time they are all made.
-const shortIdle = time.Microsecond
+const shortIdle = time.Millisecond // the shortest IdleTimeout sessions.NewManager accepts
 
 // sweeper is a population of live sessions that a sweep can be measured on.
 type sweeper struct {
