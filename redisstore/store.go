@@ -41,6 +41,7 @@ type options struct {
 	touchWindow float64
 	sweepBatch  int
 	now         func() time.Time
+	wait        waitOption // durability.go
 }
 
 // WithPrefix sets the prefix of every key the store writes; the default is
@@ -49,9 +50,10 @@ type options struct {
 func WithPrefix(prefix string) Option { return func(o *options) { o.prefix = prefix } }
 
 // WithShards sets how many groups (hash slots on Redis Cluster) the store
-// spreads users over; the default is 16, the maximum 4096. Every process
-// sharing the store must use the same number: changing it orphans the
-// sessions already stored.
+// spreads users over; the default (or 0) is 16, or DefaultClusterShards
+// (60) on a Cluster client, whose shards are spread evenly over the slots;
+// the maximum is 4096. Every process sharing the store must use the same
+// number: changing it orphans the sessions already stored.
 func WithShards(n int) Option { return func(o *options) { o.shards = n } }
 
 // WithLease sets how long a session claimed by Expired stays claimed
@@ -92,7 +94,8 @@ type Store struct {
 	c       redis.UniversalClient
 	o       options
 	cluster bool
-	base    []any // ARGV[1..4] of every script
+	topo    *reloader // on Cluster: reloads the slot map (topology.go)
+	base    []any     // ARGV[1..4] of every script
 	shardID []string
 	rotate  atomic.Uint32
 
@@ -111,7 +114,6 @@ func New(client redis.UniversalClient, opts ...Option) (*Store, error) {
 	}
 	o := options{
 		prefix:      DefaultPrefix,
-		shards:      DefaultShards,
 		lease:       DefaultLease,
 		grace:       DefaultGrace,
 		touchWindow: DefaultTouchWindow,
@@ -120,6 +122,9 @@ func New(client redis.UniversalClient, opts ...Option) (*Store, error) {
 	}
 	for _, opt := range opts {
 		opt(&o)
+	}
+	if o.shards == 0 {
+		o.shards = defaultShards(client)
 	}
 	switch {
 	case strings.ContainsAny(o.prefix, "{}"):
@@ -136,6 +141,8 @@ func New(client redis.UniversalClient, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("redisstore: sweep batch %d < 1", o.sweepBatch)
 	case o.now == nil:
 		return nil, errors.New("redisstore: nil clock")
+	case o.wait.check() != nil:
+		return nil, o.wait.check()
 	}
 	_, cluster := client.(*redis.ClusterClient)
 	s := &Store{c: client, o: o, cluster: cluster}
@@ -143,11 +150,15 @@ func New(client redis.UniversalClient, opts ...Option) (*Store, error) {
 	if cluster {
 		inline = "0"
 		s.shardMap = make(map[string]pointer)
+		s.topo = newReloader(client.(*redis.ClusterClient))
 	}
 	s.base = []any{o.prefix, o.shards, o.grace.Milliseconds(), inline}
 	s.shardID = make([]string, o.shards)
 	for i := range s.shardID {
 		s.shardID[i] = strconv.Itoa(i)
+	}
+	if cluster {
+		s.shardID = clusterTags(o.shards) // spread evenly over the slots
 	}
 	return s, nil
 }
@@ -234,7 +245,7 @@ func (s *Store) Create(ctx context.Context, rec sessions.Record, limit int, poli
 		// The pointer lives in another slot: write it first, so that a
 		// session is never stored without a way to find it.
 		until := max(dl, now)/1000 + 2*s.o.grace.Milliseconds()
-		err := s.c.SetArgs(ctx, s.ptrKey(h), k, redis.SetArgs{Mode: "NX", ExpireAt: time.UnixMilli(until)}).Err()
+		err := s.write(ctx, s.ptrKey(h), redis.NewStatusCmd(ctx, "set", s.ptrKey(h), k, "nx", "pxat", until))
 		if errors.Is(err, redis.Nil) {
 			return nil, errors.New("redisstore: create: session ID already in use")
 		}
@@ -243,7 +254,7 @@ func (s *Store) Create(ctx context.Context, rec sessions.Record, limit int, poli
 		}
 		s.setPointer(h, k, until)
 	}
-	res, err := createScript.Run(ctx, s.c, []string{s.key(k, "e")}, args...).Slice()
+	res, err := s.run(ctx, true, createScript, []string{s.key(k, "e")}, args...).Slice()
 	if err != nil {
 		// On Cluster the pointer stays: the script may have run before the
 		// connection failed, and a pointer to nothing is harmless.
@@ -471,7 +482,7 @@ func (s *Store) Delete(ctx context.Context, id string) (sessions.Record, error) 
 	if err != nil {
 		return sessions.Record{}, fmt.Errorf("redisstore: delete: %w", err)
 	}
-	res, err := deleteScript.Run(ctx, s.c, keys, s.args(h, k, micros(s.o.now()))...).Slice()
+	res, err := s.run(ctx, true, deleteScript, keys, s.args(h, k, micros(s.o.now()))...).Slice()
 	if errors.Is(err, redis.Nil) {
 		return sessions.Record{}, errNotFound
 	}
@@ -517,7 +528,7 @@ func (s *Store) user(ctx context.Context, userID string, del bool) ([]sessions.R
 	if del {
 		mode = "1"
 	}
-	res, err := userScript.Run(ctx, s.c, []string{s.key(k, "u:"+uh)}, s.args(k, uh, micros(s.o.now()), mode)...).Slice()
+	res, err := s.run(ctx, del, userScript, []string{s.key(k, "u:"+uh)}, s.args(k, uh, micros(s.o.now()), mode)...).Slice()
 	if err != nil {
 		return nil, err
 	}
@@ -633,7 +644,7 @@ func (s *Store) Expired(ctx context.Context, now time.Time, max int) ([]sessions
 			nonce := newNonce()
 			keys := append(s.shardKeys(shards, "e"), s.shardKeys(shards, "l")...)
 			args := appendShards([]any{nowus, want, int64(s.o.lease / time.Microsecond), nonce}, shards)
-			res, err := expiredScript.Run(ctx, s.c, keys, s.args(args...)...).Slice()
+			res, err := s.run(ctx, true, expiredScript, keys, s.args(args...)...).Slice()
 			if err != nil {
 				return err
 			}
@@ -705,7 +716,7 @@ func (s *Store) Extend(ctx context.Context, claims []string, now time.Time) (tim
 func (s *Store) claims(ctx context.Context, mode string, untilus int64, claims []string) (int64, error) {
 	byShard := make(map[string][]any)
 	for _, c := range claims {
-		k, h, nonce, ok := parseClaim(c, s.o.shards)
+		k, h, nonce, ok := parseClaim(c, s.isShard)
 		if ok {
 			byShard[k] = append(byShard[k], k, h, nonce)
 		}
@@ -715,7 +726,7 @@ func (s *Store) claims(ctx context.Context, mode string, untilus int64, claims [
 	}
 	var n int64
 	run := func(keys []string, triples []any) error {
-		v, err := claimScript.Run(ctx, s.c, keys, s.args(append([]any{mode, untilus}, triples...)...)...).Int64()
+		v, err := s.run(ctx, true, claimScript, keys, s.args(append([]any{mode, untilus}, triples...)...)...).Int64()
 		n += v
 		return err
 	}
@@ -737,11 +748,10 @@ func (s *Store) claims(ctx context.Context, mode string, untilus int64, claims [
 
 // parseClaim splits a claim token made by Expired; ok is false for a token
 // this store could not have made.
-func parseClaim(c string, shards int) (k, h, nonce string, ok bool) {
+func parseClaim(c string, isShard func(string) bool) (k, h, nonce string, ok bool) {
 	k, rest, ok1 := strings.Cut(c, ":")
 	h, nonce, ok2 := strings.Cut(rest, ":")
-	n, err := strconv.Atoi(k)
-	if !ok1 || !ok2 || err != nil || n < 0 || n >= shards || strconv.Itoa(n) != k || !isHex(h, 32) || !isHex(nonce, 16) {
+	if !ok1 || !ok2 || !isShard(k) || !isHex(h, 32) || !isHex(nonce, 16) {
 		return "", "", "", false
 	}
 	return k, h, nonce, true
