@@ -24,11 +24,12 @@ type backend interface {
 	endUser(ctx context.Context, user string, r Reason, now time.Time) ([]Event, error)
 	userSessions(ctx context.Context, user string, now time.Time) ([]*Session, error)
 	all(ctx context.Context, now time.Time) ([]*Session, error)
-	// expired claims expired sessions and appends their events to into[:0];
-	// ack, when not nil, must be called with their IDs once their hooks
-	// have run. Unless detail is set (a hook will read them), the events
-	// may carry only their Reason.
-	expired(ctx context.Context, now time.Time, max int, detail bool, into []Event) (evs []Event, ack func(ids []string), err error)
+	// expired claims expired sessions and appends their events to into[:0].
+	// A shared store also returns its claims, one per event, which must be
+	// held until their hooks have run and then acknowledged (claimKeeper).
+	// Unless detail is set (a hook will read them), the events may carry
+	// only their Reason.
+	expired(ctx context.Context, now time.Time, max int, detail bool, into []Event) (evs []Event, claims []claim, err error)
 	count(ctx context.Context, now time.Time) (sessions, users int, err error)
 }
 
@@ -95,7 +96,7 @@ func (b *memBackend) all(_ context.Context, now time.Time) ([]*Session, error) {
 	return b.st.all(now.UnixNano()), nil
 }
 
-func (b *memBackend) expired(_ context.Context, now time.Time, max int, detail bool, into []Event) ([]Event, func([]string), error) {
+func (b *memBackend) expired(_ context.Context, now time.Time, max int, detail bool, into []Event) ([]Event, []claim, error) {
 	evs := into[:0]
 	for _, s := range b.st.expired(now.UnixNano(), max) {
 		if detail {
@@ -200,23 +201,15 @@ func (b *storeBackend) all(ctx context.Context, _ time.Time) ([]*Session, error)
 	return b.sessions(recs), err
 }
 
-func (b *storeBackend) expired(ctx context.Context, now time.Time, max int, _ bool, into []Event) ([]Event, func([]string), error) {
+func (b *storeBackend) expired(ctx context.Context, now time.Time, max int, _ bool, into []Event) ([]Event, []claim, error) {
 	recs, err := b.st.Expired(ctx, now, max)
 	evs := into[:0]
+	claims := make([]claim, 0, len(recs))
 	for _, rec := range recs {
 		evs = append(evs, b.event(rec, rec.expiryReason(), now))
+		claims = append(claims, claim{token: rec.Claim, leaseEnd: rec.LeaseEnd})
 	}
-	return evs, b.ack, err
-}
-
-// ack acknowledges handled expiries; a failure only means another manager
-// runs their hooks again after the lease.
-func (b *storeBackend) ack(ids []string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := b.st.Ack(ctx, ids); err != nil {
-		b.log.Warn("sessions: acknowledging handled expiries failed; another manager will run their hooks again after the lease", "count", len(ids), "err", err)
-	}
+	return evs, claims, err
 }
 
 func (b *storeBackend) count(ctx context.Context, now time.Time) (int, int, error) {

@@ -9,7 +9,8 @@ import (
 // order sessions ended, off the request path and outside every store lock.
 // A hook that panics is logged; the others still run.
 type hookRunner struct {
-	log *slog.Logger
+	log    *slog.Logger
+	settle func(claim string) // called once a claimed ending's hooks ran; may be nil
 
 	mu     sync.Mutex
 	cond   sync.Cond
@@ -19,15 +20,19 @@ type hookRunner struct {
 	done   chan struct{} // closed when the goroutine has stopped
 }
 
-// hookJob is one ended session's event, with what to call after its hooks
-// ran; a job with only after set is a barrier.
+// hookJob is one ended session's event, with the store's claim on it when
+// a shared store's sweep ended it, and what to call after its hooks ran; a
+// job with only after set is a barrier.
 type hookJob struct {
 	ev    Event
+	claim string
 	after func()
 }
 
-func newHookRunner(log *slog.Logger) *hookRunner {
-	h := &hookRunner{log: log, done: make(chan struct{})}
+// newHookRunner starts a runner; settle, when not nil, is told the claim of
+// each job that has one once its hooks ran.
+func newHookRunner(log *slog.Logger, settle func(claim string)) *hookRunner {
+	h := &hookRunner{log: log, settle: settle, done: make(chan struct{})}
 	h.cond.L = &h.mu
 	go h.run()
 	return h
@@ -64,10 +69,14 @@ func (h *hookRunner) enqueue(jobs ...hookJob) {
 }
 
 // wait returns once every job queued before it has run.
-func (h *hookRunner) wait() {
+func (h *hookRunner) wait() { <-h.drained() }
+
+// drained returns a channel closed once every job queued before the call
+// has run.
+func (h *hookRunner) drained() <-chan struct{} {
 	done := make(chan struct{})
 	h.enqueue(hookJob{after: func() { close(done) }})
-	<-done
+	return done
 }
 
 // close runs what is queued, then stops the goroutine.
@@ -104,6 +113,9 @@ func (h *hookRunner) runJob(hooks []func(Event), j hookJob) {
 		for _, f := range hooks {
 			h.call(f, j.ev)
 		}
+	}
+	if j.claim != "" && h.settle != nil {
+		h.settle(j.claim)
 	}
 	if j.after != nil {
 		j.after()

@@ -45,14 +45,6 @@ func defaultErrorHandler(w http.ResponseWriter, _ *http.Request, _ error) {
 	http.Error(w, http.StatusText(http.StatusServiceUnavailable), http.StatusServiceUnavailable)
 }
 
-// sweepBatch is how many expired sessions one store call claims; ackChunk
-// how many of them a shared store is told about at a time once their hooks
-// have run.
-const (
-	sweepBatch = 1000
-	ackChunk   = 50
-)
-
 // Manager creates, finds and ends sessions, and expires idle ones in the
 // background. Its methods are safe for concurrent use. Close it when done:
 // it owns a goroutine for the hooks and, unless disabled, one for sweeps.
@@ -64,6 +56,7 @@ type Manager struct {
 	mem     *MemoryStore // the store, when it is a MemoryStore
 	b       backend
 	hooks   *hookRunner
+	keeper  *claimKeeper // holds a shared store's claims; nil with the memory store
 
 	closed atomic.Bool
 	// guard is held for reading by every operation that may end sessions,
@@ -120,12 +113,19 @@ func NewManager(cfg Config, opts ...Option) (*Manager, error) {
 	}
 	cfg.Keys = keys
 
+	var keeper *claimKeeper
+	var settle func(string)
+	if !isMem {
+		keeper = newClaimKeeper(o.store, o.log)
+		settle = keeper.settle
+	}
 	m := &Manager{
 		cfg:     cfg,
 		log:     o.log,
 		onError: o.onError,
 		cookies: newCookieCodec(cfg.Cookie, keys),
-		hooks:   newHookRunner(o.log),
+		hooks:   newHookRunner(o.log, settle),
+		keeper:  keeper,
 	}
 	if isMem {
 		m.mem = mem
@@ -135,6 +135,7 @@ func NewManager(cfg Config, opts ...Option) (*Manager, error) {
 		sealer, err := newIDSealer(keys)
 		if err != nil {
 			m.hooks.close()
+			m.keeper.close()
 			return nil, fmt.Errorf("sessions: %w", err)
 		}
 		m.b = &storeBackend{st: o.store, cfg: &m.cfg, sealer: sealer, log: o.log, closed: &m.closed}
@@ -310,66 +311,6 @@ func (m *Manager) Cleanup(ctx context.Context) (int, error) {
 	return n, err
 }
 
-// sweep claims expired sessions in batches and queues their hooks. With no
-// hook registered and nothing to acknowledge it only counts them.
-func (m *Manager) sweep(ctx context.Context) (int, error) {
-	total := 0
-	var evs []Event // reused: jobs copy the events they need
-	for {
-		now := time.Now()
-		hooked := m.hooks.hooked()
-		var ack func([]string)
-		var err error
-		evs, ack, err = m.b.expired(ctx, now, sweepBatch, hooked, evs)
-		if hooked || ack != nil {
-			jobs := m.jobs(evs)
-			if ack != nil { // acknowledge in small chunks, so a lease outlives the hooks of a chunk
-				for i := 0; i < len(jobs); i += ackChunk {
-					j := min(i+ackChunk, len(jobs))
-					ids := make([]string, 0, j-i)
-					for _, ev := range evs[i:j] {
-						ids = append(ids, ev.SessionID)
-					}
-					jobs[j-1].after = func() { ack(ids) }
-				}
-			}
-			m.hooks.enqueue(jobs...)
-		} else {
-			m.countEnded(evs)
-		}
-		total += len(evs)
-		if err != nil {
-			return total, m.storeErr("sweep", err)
-		}
-		if len(evs) < sweepBatch || ctx.Err() != nil {
-			return total, ctx.Err()
-		}
-	}
-}
-
-func (m *Manager) sweeper(ctx context.Context) {
-	defer close(m.sweepDone)
-	t := time.NewTicker(m.cfg.CleanupInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		if m.enter() != nil {
-			return
-		}
-		n, err := m.sweep(ctx)
-		m.guard.RUnlock()
-		if err != nil && ctx.Err() == nil {
-			m.log.Warn("sessions: sweep failed", "err", err)
-		} else if n > 0 {
-			m.log.Debug("sessions: sweep ended expired sessions", "count", n)
-		}
-	}
-}
-
 // Stats describes the store and this manager's work.
 type Stats struct {
 	ActiveSessions int  // live sessions in the whole store (all managers sharing it)
@@ -423,16 +364,21 @@ func (m *Manager) OnTerminate(hook func(Event)) {
 func (m *Manager) Close() error {
 	m.closeOnce.Do(func() {
 		m.closed.Store(true)
+		if m.stopSweep != nil {
+			m.stopSweep() // a sweep in progress stops at its next batch
+		}
 		m.guard.Lock() // wait for operations in flight
 		m.guard.Unlock()
 		if m.stopSweep != nil {
-			m.stopSweep()
 			<-m.sweepDone
 		}
 		if mb, ok := m.b.(*memBackend); ok && mb.st.detach() {
 			m.fire(mb.shutdown(time.Now())...)
 		}
 		m.hooks.close()
+		if m.keeper != nil {
+			m.keeper.close() // after the hooks: it acknowledges their claims
+		}
 	})
 	return nil
 }
