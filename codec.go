@@ -7,12 +7,42 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"reflect"
 	"time"
 )
 
-// ErrUnsupportedValue is returned (wrapped) when a session value cannot be
-// encoded for a shared store: register its type with encoding/gob.Register.
+// ErrUnsupportedValue is returned (wrapped) for a session value that a
+// store could not keep and give back with the Go type it was written with;
+// the error names the type. Every store accepts the same values (see
+// Session.Set): register other types with encoding/gob.Register.
 var ErrUnsupportedValue = errors.New("sessions: value cannot be encoded")
+
+// checkValue returns nil if v is a value every store keeps and gives back
+// with its own Go type, else an error wrapping ErrUnsupportedValue that
+// names the type. The built-in types cost a type switch; any other type is
+// encoded and decoded once, as a shared store would.
+func checkValue(v any) error {
+	switch v.(type) {
+	case nil, string, bool, int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64,
+		float32, float64, []byte, time.Time, time.Duration:
+		return nil
+	}
+	b, err := encodeValue(v)
+	if err != nil {
+		return err
+	}
+	back, err := decodeValue(b)
+	if err != nil {
+		return fmt.Errorf("%w: %T does not decode: %v", ErrUnsupportedValue, v, err)
+	}
+	if got, want := reflect.TypeOf(back), reflect.TypeOf(v); got != want {
+		if want.Kind() == reflect.Pointer {
+			return fmt.Errorf("%w: %T would come back as %v; store the value, not a pointer", ErrUnsupportedValue, v, got)
+		}
+		return fmt.Errorf("%w: %T would come back as %v", ErrUnsupportedValue, v, got)
+	}
+	return nil
+}
 
 // Value tags of the encoding shared stores keep. Each encoded value is one
 // tag byte followed by the payload; the tag brings the Go type back.
@@ -35,10 +65,12 @@ const (
 	tagFloat32
 	tagNil
 	tagGob // any other type, registered with gob.Register
+	tagDuration
 )
 
 // encodeValue encodes v so that decodeValue returns a value of the same Go
-// type. Built-in scalar types, []byte, string and time.Time need nothing;
+// type (checkValue makes sure of it). Built-in scalar types, []byte,
+// string, time.Time and time.Duration need nothing;
 // other types go through encoding/gob and must be registered with
 // gob.Register.
 func encodeValue(v any) ([]byte, error) {
@@ -58,6 +90,8 @@ func encodeValue(v any) ([]byte, error) {
 		return i64(tagInt, int64(x)), nil
 	case int64:
 		return i64(tagInt64, x), nil
+	case time.Duration:
+		return i64(tagDuration, int64(x)), nil
 	case int8:
 		return i64(tagInt8, int64(x)), nil
 	case int16:
@@ -127,7 +161,7 @@ func decodeValue(b []byte) (any, error) {
 			return nil, errBadValue
 		}
 		return p[0] == 1, nil
-	case tagInt, tagInt64, tagInt8, tagInt16, tagInt32:
+	case tagInt, tagInt64, tagInt8, tagInt16, tagInt32, tagDuration:
 		x, err := varint()
 		if err != nil {
 			return nil, err
@@ -141,6 +175,8 @@ func decodeValue(b []byte) (any, error) {
 			return int16(x), nil
 		case tagInt32:
 			return int32(x), nil
+		case tagDuration:
+			return time.Duration(x), nil
 		}
 		return x, nil
 	case tagUint, tagUint8, tagUint16, tagUint32, tagUint64:

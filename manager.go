@@ -54,6 +54,7 @@ type Manager struct {
 	onError func(http.ResponseWriter, *http.Request, error)
 	cookies *cookieCodec
 	mem     *MemoryStore // the store, when it is a MemoryStore
+	memSh   *sharedState // the memory store: what its sessions share (see Session.logger)
 	b       backend
 	hooks   *hookRunner
 	keeper  *claimKeeper // holds a shared store's claims; nil with the memory store
@@ -129,6 +130,7 @@ func NewManager(cfg Config, opts ...Option) (*Manager, error) {
 	}
 	if isMem {
 		m.mem = mem
+		m.memSh = &sharedState{log: o.log, closed: &m.closed}
 		mem.attach()
 		m.b = &memBackend{st: mem, cfg: &m.cfg}
 	} else {
@@ -163,9 +165,8 @@ func (m *Manager) enter() error {
 // copy of data, enforcing Config.MaxSessionsPerUser atomically: with
 // EvictOldest it ends the user's least recently active session
 // (ReasonEvicted); with RejectNew it returns ErrLimitReached and creates
-// nothing. On a shared store every value in data must be encodable: the
-// built-in scalar types, string, []byte, time.Time, or a type registered with
-// encoding/gob.Register; otherwise the error wraps ErrUnsupportedValue.
+// nothing. Every value in data must be one Session.Set accepts, on every
+// store; otherwise the error wraps ErrUnsupportedValue and names the key.
 func (m *Manager) Create(ctx context.Context, userID string, data map[string]any) (*Session, error) {
 	return m.create(ctx, userID, data, nil)
 }
@@ -180,7 +181,10 @@ func (m *Manager) create(ctx context.Context, userID string, data map[string]any
 		return nil, fmt.Errorf("sessions: making a session ID: %w", err)
 	}
 	now := time.Now()
-	s := &Session{id: id, userID: userID, created: now.UnixNano(), idle: m.cfg.IdleTimeout, info: info}
+	if err := checkData(data); err != nil {
+		return nil, err
+	}
+	s := &Session{id: id, userID: userID, created: now.UnixNano(), idle: m.cfg.IdleTimeout, info: info, sh: m.memSh}
 	if m.cfg.AbsoluteTimeout > 0 {
 		s.absolute = now.Add(m.cfg.AbsoluteTimeout).UnixNano()
 	}

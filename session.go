@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,11 +54,33 @@ type clientInfo struct {
 }
 
 // sharedState is what a session loaded from a shared store needs to save
-// itself: the store and the changes not yet written.
+// itself: the store and the changes not yet written. A memory-store session
+// made by a Manager points to its manager's sharedState instead, shared by
+// all the sessions the manager made, with b nil: only log, closed and
+// warned are used then.
 type sharedState struct {
 	b       *storeBackend
 	dirty   map[string]struct{} // keys set or deleted since the last save
 	touched bool                // Touch since the last save
+
+	log    *slog.Logger // memory store: the manager's
+	closed *atomic.Bool // memory store: the manager's
+	warned atomic.Bool  // memory store: a change after Close was logged
+}
+
+// shared reports whether s was loaded from a shared store.
+func (s *Session) shared() bool { return s.sh != nil && s.sh.b != nil }
+
+// logger returns the logger of s's manager; slog.Default() for a session
+// no Manager made (the MemoryStore's Store methods).
+func (s *Session) logger() *slog.Logger {
+	switch {
+	case s.sh == nil:
+		return slog.Default()
+	case s.sh.b != nil:
+		return s.sh.b.log
+	}
+	return s.sh.log
 }
 
 // ID returns the session ID: a random (version 4) UUID in its text form.
@@ -125,11 +148,13 @@ func (s *Session) expiryReason() Reason {
 	return ReasonIdle
 }
 
-// touchAt records activity at now; it never moves LastActivity back.
+// touchAt records activity at now; it never moves LastActivity back, and
+// never brings back a session that has expired by now: once the idle
+// deadline passed, only a sweep or a reader's ErrNotFound follows.
 func (s *Session) touchAt(now int64) {
 	for {
 		old := s.last.Load()
-		if old >= now || s.last.CompareAndSwap(old, now) {
+		if old >= now || old+int64(s.idle) <= now || s.last.CompareAndSwap(old, now) {
 			return
 		}
 	}
@@ -146,30 +171,56 @@ func (s *Session) Get(key string) (any, bool) {
 	return nil, false
 }
 
-// Set stores v under key. On a shared store, v must be a type the store can
-// encode (see Manager.Create); Save reports one it cannot.
+// Set stores v under key. Every store accepts the same values, those it
+// gives back with the Go type they were written with: nil, string, bool,
+// the sized and unsized integer and float types, []byte, time.Time,
+// time.Duration, and types registered with encoding/gob.Register (values,
+// not pointers: a pointer would come back as what it points to). Set
+// refuses any other value on every store, the memory store included, so
+// that what works in development works on a shared store in production: it
+// leaves key as it was and logs an error wrapping ErrUnsupportedValue.
+//
+// After the manager's Close has ended the session (memory store), a change
+// is kept nowhere: the first one logs a warning, and Save returns ErrClosed.
 func (s *Session) Set(key string, v any) {
+	if err := checkValue(v); err != nil {
+		s.logger().Error("sessions: Set refused a value that no store can keep; the key keeps its old value",
+			"session", logID(s.ID()), "key", key, "err", err)
+		return
+	}
 	if b, ok := v.([]byte); ok {
 		v = bytes.Clone(b) // the caller may reuse its slice
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if i := s.find(key); i >= 0 {
 		s.data[i].val = v
 	} else {
 		s.data = append(s.data, entry{key, v})
 	}
 	s.markDirty(key)
+	s.mu.Unlock()
+	s.warnClosed("Set", key)
 }
 
-// Delete removes key.
+// Delete removes key. After Close it warns as Set does.
 func (s *Session) Delete(key string) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if i := s.find(key); i >= 0 {
 		s.data = append(s.data[:i], s.data[i+1:]...)
 		s.markDirty(key)
 	}
+	s.mu.Unlock()
+	s.warnClosed("Delete", key)
+}
+
+// warnClosed logs, once per manager, a change to a memory-store session
+// that its manager's Close has ended.
+func (s *Session) warnClosed(op, key string) {
+	if !s.ended.Load() || s.sh == nil || s.sh.b != nil || !s.sh.closed.Load() || !s.sh.warned.CompareAndSwap(false, true) {
+		return
+	}
+	s.sh.log.Warn("sessions: session changed after Manager.Close; the change is kept nowhere (further ones are not logged)",
+		"op", op, "key", key, "session", logID(s.ID()))
 }
 
 // Data returns a copy of the session's data.
@@ -183,10 +234,13 @@ func (s *Session) Data() map[string]any {
 	return m
 }
 
-// Touch records activity now, as a request through the Middleware does.
+// Touch records activity now, as a request through the Middleware does. It
+// never brings back a session that has expired: on every store an expired
+// session stays expired (Manager.Get returns ErrNotFound, its cookie is
+// refused) even before the sweeper has run.
 func (s *Session) Touch() {
 	s.touchAt(time.Now().UnixNano())
-	if s.sh != nil {
+	if s.shared() {
 		s.mu.Lock()
 		s.sh.touched = true
 		s.mu.Unlock()
@@ -195,16 +249,22 @@ func (s *Session) Touch() {
 
 // Save writes the session's pending changes to its store now. The
 // Middleware saves for you before a response's first byte; call Save for
-// changes made outside a request. On the memory store it does nothing and
-// returns nil. It returns an error wrapping ErrNotFound when the session has
-// ended, ErrUnsupportedValue for a value the store cannot keep, ErrClosed
-// after the manager is closed, or the store's error; changes that could not
-// be written stay pending.
+// changes made outside a request. On the memory store there is nothing to
+// write: it returns nil while the session is live. It returns an error
+// wrapping ErrNotFound when the session has ended or expired, ErrClosed after the
+// manager is closed, ErrUnsupportedValue for a value the store cannot keep,
+// or the store's error; changes that could not be written stay pending.
 func (s *Session) Save(ctx context.Context) error {
-	if s.sh == nil {
+	if s.shared() {
+		return s.sh.b.save(ctx, s)
+	}
+	if !s.ended.Load() && !s.expiredAt(time.Now().UnixNano()) {
 		return nil
 	}
-	return s.sh.b.save(ctx, s)
+	if s.sh != nil && s.sh.closed.Load() {
+		return ErrClosed
+	}
+	return fmt.Errorf("sessions: %v has ended: %w", s, ErrNotFound)
 }
 
 // MarshalJSON encodes the session as the seed's to_dict did: session_id,
@@ -241,13 +301,24 @@ func (s *Session) find(key string) int {
 }
 
 func (s *Session) markDirty(key string) {
-	if s.sh == nil {
+	if !s.shared() {
 		return
 	}
 	if s.sh.dirty == nil {
 		s.sh.dirty = make(map[string]struct{})
 	}
 	s.sh.dirty[key] = struct{}{}
+}
+
+// checkData returns an error wrapping ErrUnsupportedValue, naming the key,
+// if a value of m is one Set would refuse.
+func checkData(m map[string]any) error {
+	for k, v := range m {
+		if err := checkValue(v); err != nil {
+			return fmt.Errorf("sessions: value %q: %w", k, err)
+		}
+	}
+	return nil
 }
 
 // setData replaces the session's data with a copy of m.
