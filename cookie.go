@@ -24,13 +24,17 @@ var errBadCookie = errors.New("sessions: invalid session cookie")
 // value holds only the ID; the absolute deadline and everything else live
 // server-side. Keys[0] signs; every key verifies.
 type cookieCodec struct {
-	cfg    CookieConfig
-	codecs []securecookie.Codec
-	seed   maphash.Seed // for the sums of verified values (see remember)
+	cfg     CookieConfig
+	codecs  []securecookie.Codec
+	seed    maphash.Seed // for the sums of verified values (see remember)
+	expired string       // the Set-Cookie value that expires the cookie
 }
 
 func newCookieCodec(cfg CookieConfig, keys [][]byte) *cookieCodec {
 	c := &cookieCodec{cfg: cfg, seed: maphash.MakeSeed()}
+	ck := c.cookie("")
+	ck.MaxAge = -1
+	c.expired = ck.String()
 	for _, k := range keys {
 		sc := securecookie.New(k, nil)
 		sc.SetSerializer(securecookie.NopEncoder{})
@@ -41,9 +45,30 @@ func newCookieCodec(cfg CookieConfig, keys [][]byte) *cookieCodec {
 	return c
 }
 
-// encode returns a signed cookie value for id.
+// flagBrowserSession, as the byte after the ID in a signed value, marks a
+// cookie that its login chose to keep for the browser session only (see
+// Manager.RememberMe) although Cookie.MaxAge is set. A value without it
+// follows the configuration: persistent when MaxAge is set.
+const flagBrowserSession = 1
+
+// encode returns a signed value for id that follows the configured
+// lifetime.
 func (c *cookieCodec) encode(id uuid.UUID) (string, error) {
 	return c.codecs[0].Encode(c.cfg.Name, id[:])
+}
+
+// encodeFor returns a signed value for id; browserSession marks it as a
+// browser-session cookie when Cookie.MaxAge would make it persistent. The
+// mark is signed with the ID, so the choice holds for as long as the
+// cookie is re-issued.
+func (c *cookieCodec) encodeFor(id uuid.UUID, browserSession bool) (string, error) {
+	if !browserSession || c.cfg.MaxAge <= 0 {
+		return c.encode(id)
+	}
+	var b [len(uuid.UUID{}) + 1]byte
+	copy(b[:], id[:])
+	b[len(id)] = flagBrowserSession
+	return c.codecs[0].Encode(c.cfg.Name, b[:])
 }
 
 // decode verifies value and returns the ID it carries, or errBadCookie.
@@ -52,13 +77,31 @@ func (c *cookieCodec) decode(value string) (uuid.UUID, error) {
 		return uuid.UUID{}, errBadCookie
 	}
 	var b []byte
-	if err := securecookie.DecodeMulti(c.cfg.Name, value, &b, c.codecs...); err != nil || len(b) != len(uuid.UUID{}) {
+	if err := securecookie.DecodeMulti(c.cfg.Name, value, &b, c.codecs...); err != nil {
 		return uuid.UUID{}, errBadCookie
 	}
-	return uuid.UUID(b), nil
+	switch {
+	case len(b) == len(uuid.UUID{}):
+	case len(b) == len(uuid.UUID{})+1 && b[len(b)-1] == flagBrowserSession:
+	default:
+		return uuid.UUID{}, errBadCookie
+	}
+	return uuid.UUID(b[:len(uuid.UUID{})]), nil
 }
 
-// cookie returns the session cookie carrying value.
+// persistent reports whether a value issued by encode or encodeFor is a
+// persistent cookie: Cookie.MaxAge is set and the login did not choose a
+// browser-session cookie.
+func (c *cookieCodec) persistent(value string) bool {
+	if c.cfg.MaxAge <= 0 {
+		return false
+	}
+	p, ok := parseValue(value)
+	return ok && !p.browserSession
+}
+
+// cookie returns the session cookie carrying value, persistent for
+// Cookie.MaxAge unless value is marked for the browser session.
 func (c *cookieCodec) cookie(value string) *http.Cookie {
 	ck := &http.Cookie{
 		Name:     c.cfg.Name,
@@ -69,17 +112,81 @@ func (c *cookieCodec) cookie(value string) *http.Cookie {
 		HttpOnly: true,
 		SameSite: c.cfg.SameSite,
 	}
-	if c.cfg.MaxAge > 0 { // whole seconds, rounded up so a short MaxAge still persists
+	if c.persistent(value) { // whole seconds, rounded up so a short MaxAge still persists
 		ck.MaxAge = int((c.cfg.MaxAge + time.Second - 1) / time.Second)
 	}
 	return ck
 }
 
-// expire tells the client to drop its session cookie.
-func (c *cookieCodec) expire(w http.ResponseWriter) {
-	ck := c.cookie("")
-	ck.MaxAge = -1
-	http.SetCookie(w, ck)
+// reissueAfter is how old a persistent cookie may grow, as a fraction of
+// Cookie.MaxAge, before a request that uses it gets it again: a browser
+// keeps the cookie as long as its session is used at least once every
+// (1 - 1/reissueFraction) of MaxAge.
+const reissueFraction = 10
+
+// stale reports whether value, a persistent cookie's verified value, was
+// issued more than MaxAge/reissueFraction before now.
+func (c *cookieCodec) stale(value string, now time.Time) bool {
+	if c.cfg.MaxAge <= 0 {
+		return false
+	}
+	p, ok := parseValue(value)
+	if !ok || p.browserSession {
+		return false
+	}
+	// The date has whole seconds: count from the end of its second, so
+	// that a cookie is never taken for older than it is.
+	return now.Sub(time.Unix(p.issued+1, 0)) > c.cfg.MaxAge/reissueFraction
+}
+
+// valueParts is what a signed value says in clear: when it was issued, the
+// ID and the browser-session mark.
+type valueParts struct {
+	issued         int64 // Unix seconds
+	id             uuid.UUID
+	browserSession bool
+}
+
+// parseValue reads a signed value's parts without checking the signature,
+// and without allocating. Only a value that verified may be trusted.
+func parseValue(value string) (p valueParts, ok bool) {
+	// The value is base64("date|base64(payload)|mac") with a decimal date
+	// and a payload of the ID and an optional flag byte: for any date up to
+	// 11 digits the payload and the '|' after it lie in the first 39 bytes,
+	// so only the characters that encode them are decoded.
+	const prefix = 52 // characters, a multiple of 4: 39 bytes
+	if len(value) <= prefix {
+		return p, false // shorter than any value we issue
+	}
+	var buf [prefix / 4 * 3]byte
+	n, err := base64.URLEncoding.Decode(buf[:], []byte(value[:prefix]))
+	if err != nil {
+		return p, false
+	}
+	b := buf[:n] // "date|base64(payload)|" and the start of the MAC
+	i := bytes.IndexByte(b, '|')
+	if i <= 0 {
+		return p, false
+	}
+	for _, d := range b[:i] {
+		if d < '0' || d > '9' {
+			return p, false
+		}
+		p.issued = p.issued*10 + int64(d-'0')
+	}
+	b = b[i+1:]
+	j := bytes.IndexByte(b, '|')
+	if j != base64.URLEncoding.EncodedLen(len(p.id)) { // also keeps Decode within idBuf; 16 or 17 bytes
+		return p, false
+	}
+	var idBuf [32]byte
+	m, err := base64.URLEncoding.Decode(idBuf[:], b[:j])
+	if err != nil || m < len(p.id) {
+		return p, false
+	}
+	copy(p.id[:], idBuf[:len(p.id)])
+	p.browserSession = m > len(p.id) && idBuf[len(p.id)] == flagBrowserSession
+	return p, true
 }
 
 // unverified reads the ID out of a cookie value without checking the
@@ -88,35 +195,8 @@ func (c *cookieCodec) expire(w http.ResponseWriter) {
 // only if the very same value verified before, under the same keys.
 // Anything else goes to the full check.
 func unverified(value string) (id uuid.UUID, ok bool) {
-	// The value is base64("date|base64(id)|mac") with a decimal date: for
-	// any date up to 11 digits the ID and the '|' after it lie in the first
-	// 39 bytes, so only the characters that encode them are decoded.
-	const prefix = 52 // characters, a multiple of 4: 39 bytes
-	if len(value) <= prefix {
-		return id, false // shorter than any value we issue
-	}
-	var buf [prefix / 4 * 3]byte
-	n, err := base64.URLEncoding.Decode(buf[:], []byte(value[:prefix]))
-	if err != nil {
-		return id, false
-	}
-	b := buf[:n] // "date|base64(id)|" and the start of the MAC
-	i := bytes.IndexByte(b, '|')
-	if i < 0 {
-		return id, false
-	}
-	b = b[i+1:]
-	j := bytes.IndexByte(b, '|')
-	if j != base64.URLEncoding.EncodedLen(len(id)) { // also keeps Decode within idBuf
-		return id, false
-	}
-	var idBuf [32]byte
-	m, err := base64.URLEncoding.Decode(idBuf[:], b[:j])
-	if err != nil || m != len(id) {
-		return id, false
-	}
-	copy(id[:], idBuf[:m])
-	return id, true
+	p, ok := parseValue(value)
+	return p.id, ok
 }
 
 // remembers reports whether value is exactly a cookie value that c
@@ -135,6 +215,12 @@ func (s *Session) remember(c *cookieCodec, value string) {
 	if s.vsum.Load() == 0 {
 		s.vsum.CompareAndSwap(0, c.sum(value))
 	}
+}
+
+// rememberIssued records value, just issued by c for s, in place of the
+// value remembered before: a re-issued cookie takes over the fast path.
+func (s *Session) rememberIssued(c *cookieCodec, value string) {
+	s.vsum.Store(c.sum(value))
 }
 
 // sum returns the keyed sum of a cookie value; never 0 (0 means none).

@@ -24,6 +24,7 @@ type options struct {
 	store   Store
 	log     *slog.Logger
 	onError func(http.ResponseWriter, *http.Request, error)
+	web     webOptions // web.go
 }
 
 // WithStore sets the store. The default is a new MemoryStore of the
@@ -33,16 +34,11 @@ func WithStore(s Store) Option { return func(o *options) { o.store = s } }
 // WithLogger sets the logger. The default is slog.Default().
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 
-// WithErrorHandler sets what the Middleware does when the store fails: it
-// gets the error and must write the response. The default answers 503
-// Service Unavailable. The session cookie is left as it is: an outage is not
-// a logout.
+// WithErrorHandler sets what the Middleware does when the store fails or
+// the request's session ended while the request ran: it gets the error and
+// must write the response (see DefaultErrorHandler for the default).
 func WithErrorHandler(f func(http.ResponseWriter, *http.Request, error)) Option {
 	return func(o *options) { o.onError = f }
-}
-
-func defaultErrorHandler(w http.ResponseWriter, _ *http.Request, _ error) {
-	http.Error(w, http.StatusText(http.StatusServiceUnavailable), http.StatusServiceUnavailable)
 }
 
 // Manager creates, finds and ends sessions, and expires idle ones in the
@@ -58,6 +54,7 @@ type Manager struct {
 	b       backend
 	hooks   *hookRunner
 	keeper  *claimKeeper // holds a shared store's claims; nil with the memory store
+	web     webState     // web.go: token header, one-time warnings
 
 	closed atomic.Bool
 	// guard is held for reading by every operation that may end sessions,
@@ -81,7 +78,7 @@ type counters struct {
 // a memory-store manager signs with a random key made now; a shared store
 // without Keys is an error, since other processes must verify its cookies.
 func NewManager(cfg Config, opts ...Option) (*Manager, error) {
-	o := options{log: slog.Default(), onError: defaultErrorHandler}
+	o := options{log: slog.Default(), onError: DefaultErrorHandler}
 	for _, opt := range opts {
 		if opt != nil {
 			opt(&o)
@@ -91,7 +88,7 @@ func NewManager(cfg Config, opts ...Option) (*Manager, error) {
 		o.log = slog.Default()
 	}
 	if o.onError == nil {
-		o.onError = defaultErrorHandler
+		o.onError = DefaultErrorHandler
 	}
 	cfg, err := cfg.normalize()
 	if err != nil {
@@ -127,6 +124,7 @@ func NewManager(cfg Config, opts ...Option) (*Manager, error) {
 		cookies: newCookieCodec(cfg.Cookie, keys),
 		hooks:   newHookRunner(o.log, settle),
 		keeper:  keeper,
+		web:     webState{webOptions: o.web},
 	}
 	if isMem {
 		m.mem = mem

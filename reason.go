@@ -2,7 +2,9 @@ package sessions
 
 import (
 	"errors"
+	"fmt"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -42,6 +44,31 @@ func (r Reason) String() string {
 		return reasonNames[r]
 	}
 	return "Reason(" + strconv.Itoa(int(r)) + ")"
+}
+
+// MarshalText encodes r as its name, so that JSON shows "idle", also as a
+// map key (Stats.Ended marshals as {"logout": 1}). An unknown reason is
+// "Reason(n)".
+func (r Reason) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
+
+// UnmarshalText decodes a name MarshalText wrote.
+func (r *Reason) UnmarshalText(b []byte) error {
+	s := string(b)
+	for i, name := range reasonNames {
+		if i > 0 && name == s {
+			*r = Reason(i)
+			return nil
+		}
+	}
+	if n, ok := strings.CutPrefix(s, "Reason("); ok {
+		if n, ok := strings.CutSuffix(n, ")"); ok {
+			if v, err := strconv.Atoi(n); err == nil {
+				*r = Reason(v)
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("sessions: unknown reason %q", s)
 }
 
 // Event describes a session that ended; termination hooks receive it.
