@@ -22,7 +22,9 @@ import "github.com/redis/go-redis/v9"
 //	P{k}:u:<uh>  zset: the user's live sessions, scored by last activity
 //	P{k}:e       zset: the shard's live sessions, scored by deadline
 //	P{k}:l       zset: the shard's claimed sessions, scored by lease end
+//	P{k}:n       hash: uh → how many sessions P{k}:u:<uh> should list
 //	P{j}:p:<h>   string: k, the shard of the session (j is h's own shard)
+//	P{k}:r:<t>   the reply of the call with op token t, for its retries
 const prelude = "#!lua\n" + helpers
 
 // helpers is prelude without its "#!lua" line, for scripts that define the
@@ -31,16 +33,20 @@ const prelude = "#!lua\n" + helpers
 const helpers = `
 local P, N, GRACE, INLINE = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4] == '1'
 local function key(k, s) return P .. '{' .. k .. '}:' .. s end
-local function ptr(h) return key(tonumber(string.sub(h, 1, 4), 16) % N, 'p:' .. h) end
+local function shard(h) return tonumber(string.sub(h, 1, 4), 16) % N end
+local function ptr(h) return key(shard(h), 'p:' .. h) end
 local function ttl(name, us) redis.call('PEXPIREAT', name, math.floor(us / 1000) + GRACE) end
-local function ttlGT(name, us)
-  local t = math.floor(us / 1000) + GRACE
-  if redis.call('PTTL', name) == -1 then redis.call('PEXPIREAT', name, t)
-  else redis.call('PEXPIREAT', name, t, 'GT') end
+local function keepAt(name, ms)
+  local t = redis.call('PEXPIRETIME', name)
+  if t == -1 or (t >= 0 and t < ms) then redis.call('PEXPIREAT', name, ms + GRACE) end
+end
+local function keep(name, us) keepAt(name, math.floor(us / 1000) + GRACE) end
+local function count(k, uh, d)
+  if redis.call('HINCRBY', key(k, 'n'), uh, d) <= 0 then redis.call('HDEL', key(k, 'n'), uh) end
 end
 local function forget(k, h, uh)
   redis.call('ZREM', key(k, 'e'), h)
-  if uh ~= '' then redis.call('ZREM', key(k, 'u:' .. uh), h) end
+  if uh ~= '' and redis.call('ZREM', key(k, 'u:' .. uh), h) == 1 then count(k, uh, -1) end
   if INLINE then redis.call('DEL', ptr(h)) end
 end
 local function finish(k, h, rk, uh)
@@ -49,22 +55,69 @@ local function finish(k, h, rk, uh)
   forget(k, h, uh)
   return rec
 end
+local function find(h)
+  local from, to = 0, N - 1
+  if N > ` + maxSearchLua + ` then from, to = shard(h), shard(h) end
+  for j = from, to do
+    local t = redis.call('PEXPIRETIME', key(j, 's:' .. h))
+    if t ~= -2 then
+      if t > 0 then redis.call('SET', ptr(h), j, 'PXAT', t) else redis.call('SET', ptr(h), j) end
+      return tostring(j)
+    end
+  end
+  return false
+end
+local function repoint(h, k, dl)
+  if INLINE and redis.call('EXISTS', ptr(h)) == 0 then
+    redis.call('SET', ptr(h), k, 'PXAT', math.floor(tonumber(dl) / 1000) + GRACE)
+  end
+end
+local function rebuild(k, uh)
+  local U = key(k, 'u:' .. uh)
+  for _, m in ipairs(redis.call('ZRANGE', key(k, 'e'), 0, -1)) do
+    local f = redis.call('HMGET', key(k, 's:' .. m), 'uh', 'au', 'dl')
+    if f[1] == uh then
+      redis.call('ZADD', U, f[2], m)
+      keep(U, tonumber(f[3]))
+    end
+  end
+  local n = redis.call('ZCARD', U)
+  if n > 0 then
+    redis.call('HSET', key(k, 'n'), uh, n)
+    keepAt(key(k, 'n'), redis.call('PEXPIRETIME', U))
+  else redis.call('HDEL', key(k, 'n'), uh) end
+end
+local function members(k, uh)
+  local U = key(k, 'u:' .. uh)
+  local ms = redis.call('ZRANGE', U, 0, -1)
+  local n = tonumber(redis.call('HGET', key(k, 'n'), uh)) or 0
+  if #ms < n then
+    rebuild(k, uh)
+    ms = redis.call('ZRANGE', U, 0, -1)
+  elseif #ms > n then
+    redis.call('HSET', key(k, 'n'), uh, #ms)
+    keepAt(key(k, 'n'), redis.call('PEXPIRETIME', U))
+  end
+  return ms
+end
 local function touch(k, h, rk, at, atns)
   local f = redis.call('HMGET', rk, 'au', 'itu', 'adu', 'uh')
   local au, itu, adu, uh = tonumber(f[1]), tonumber(f[2]), tonumber(f[3]), f[4]
+  local dl = math.max(au, at) + itu
+  if adu > 0 and adu < dl then dl = adu end
   if at > au then
     au = at
-    redis.call('HSET', rk, 'a', atns, 'au', au)
-  end
-  local dl = au + itu
-  if adu > 0 and adu < dl then dl = adu end
-  redis.call('HSET', rk, 'dl', dl)
-  redis.call('ZADD', key(k, 'e'), dl, h)
+    redis.call('HSET', rk, 'a', atns, 'au', au, 'dl', dl)
+  else redis.call('HSET', rk, 'dl', dl) end
+  local E = key(k, 'e')
+  redis.call('ZADD', E, dl, h)
+  keep(E, dl)
   ttl(rk, dl)
   if uh ~= '' then
     local U = key(k, 'u:' .. uh)
     redis.call('ZADD', U, au, h)
-    ttlGT(U, dl)
+    keep(U, dl)
+    keep(key(k, 'n'), dl)
   end
   if INLINE then ttl(ptr(h), dl) end
   return dl
@@ -72,10 +125,12 @@ end
 `
 
 // createScript adds a session and enforces the user's limit.
-// KEYS[1]: P{k}:e. ARGV[5..]: k, h, uh, now, limit, policy ("r" rejects),
-// deadline, activity, then the record's field/value pairs.
-// Returns {1, removed} when added, {0, removed} when the limit rejected it.
-var createScript = redis.NewScript(prelude + `
+// KEYS[1]: P{k}:e; KEYS[2]: the reply key of this call (see retry.go).
+// ARGV[5..]: k, h, uh, now, limit, policy ("r" rejects), deadline,
+// activity, then the record's field/value pairs.
+// Returns {1, removed} when added, {0, removed} when the limit rejected it;
+// a retry of the same call returns what the first run returned.
+var createScript = redis.NewScript(prelude + replied + `
 local k, h, uh = ARGV[5], ARGV[6], ARGV[7]
 local now, limit, reject = tonumber(ARGV[8]), tonumber(ARGV[9]), ARGV[10] == 'r'
 local dl, au = tonumber(ARGV[11]), tonumber(ARGV[12])
@@ -84,46 +139,60 @@ if redis.call('EXISTS', rk) == 1 or redis.call('EXISTS', key(k, 'c:' .. h)) == 1
    (INLINE and redis.call('EXISTS', ptr(h)) == 1) then
   return redis.error_reply('ERR redisstore: session ID already in use')
 end
+local keepUntil = math.max(dl, now)
 local removed = {}
 if uh ~= '' then
   local U = key(k, 'u:' .. uh)
   if limit > 0 then
     local live = {}
-    for _, m in ipairs(redis.call('ZRANGE', U, 0, -1)) do
+    for _, m in ipairs(members(k, uh)) do
       local mk = key(k, 's:' .. m)
       local mdl = redis.call('HGET', mk, 'dl')
       if not mdl then forget(k, m, uh)
       elseif tonumber(mdl) <= now then removed[#removed + 1] = finish(k, m, mk, uh)
-      else live[#live + 1] = m end
+      else
+        live[#live + 1] = m
+        repoint(m, k, mdl)
+      end
     end
     if #live >= limit then
-      if reject then return {0, removed} end
+      if reject then return reply({0, removed}) end
       for i = 1, #live - limit + 1 do
         removed[#removed + 1] = finish(k, live[i], key(k, 's:' .. live[i]), uh)
       end
     end
   end
-  redis.call('ZADD', U, au, h)
-  ttlGT(U, math.max(dl, now))
+  if redis.call('ZADD', U, au, h) == 1 then count(k, uh, 1) end
+  keep(U, keepUntil)
+  keep(key(k, 'n'), keepUntil)
 end
-for i = 13, #ARGV, 2 do redis.call('HSET', rk, ARGV[i], ARGV[i + 1]) end
-local keep = math.max(dl, now)
-ttl(rk, keep)
-redis.call('ZADD', key(k, 'e'), dl, h)
-if INLINE then redis.call('SET', ptr(h), k, 'PXAT', math.floor(keep / 1000) + GRACE) end
-return {1, removed}
+if #ARGV < 8000 then redis.call('HSET', rk, unpack(ARGV, 13))
+else
+  for i = 13, #ARGV, 2 do redis.call('HSET', rk, ARGV[i], ARGV[i + 1]) end
+end
+ttl(rk, keepUntil)
+redis.call('ZADD', KEYS[1], dl, h)
+keep(KEYS[1], keepUntil)
+if INLINE then redis.call('SET', ptr(h), k, 'PXAT', math.floor(keepUntil / 1000) + GRACE) end
+return reply({1, removed})
 `)
 
 // byID starts the scripts that act on one session. KEYS[1] is the pointer
 // key P{j}:p:<h> (then ARGV[6] is empty and the script reads the shard from
-// it) or, on Cluster, P{k}:e with the shard in ARGV[6]. ARGV[7] is the time
-// at which the session must be live. It leaves rk (the record key), f (its
-// deadline and user hash) and live.
-const byID = prelude + `
+// it) or, on Cluster, P{k}:e with the shard in ARGV[6]. A missing pointer
+// is looked for (find) and re-created. ARGV[7] is the time of the call (the
+// store's clock), at which the session must be live. It leaves rk (the
+// record key), f (its deadline and user hash) and live.
+const byID = prelude + byIDBody
+
+const byIDBody = `
 local h, k = ARGV[5], ARGV[6]
 if k == '' then
   k = redis.call('GET', KEYS[1])
-  if not k then return false end
+  if not k then
+    k = find(h)
+    if not k then return false end
+  end
 end
 local rk = key(k, 's:' .. h)
 local f = redis.call('HMGET', rk, 'dl', 'uh')
@@ -134,16 +203,17 @@ end
 if tonumber(f[1]) <= tonumber(ARGV[7]) then return false end
 `
 
-// loadScript returns a live record, recording activity first when ARGV[8]
-// is "1" and the stored activity lags ARGV[7] by at least ARGV[10] (a
-// fraction) of the idle timeout. ARGV[9] is the activity in nanoseconds.
-// It runs on every request, so it does what byID does with fewer
-// commands: one HGETALL reads the record, its deadline and its activity
-// (in RESP3, as a Lua table keyed by field, which the server builds faster
-// than the RESP2 array), and the helpers are defined only on the paths
-// that forget a vanished record or record activity. It returns the record
-// packed by cmsgpack: one bulk string, cheaper to send and to decode than
-// the field/value array.
+// loadScript returns a live record, recording activity at ARGV[7] first
+// when ARGV[8] is "1" and the stored activity lags it by at least ARGV[10]
+// (a fraction) of the idle timeout. ARGV[9] is the activity in
+// nanoseconds, ARGV[11] the time of the call (the store's clock), at which
+// the session must be live. It runs on every request, so it does what byID
+// does with fewer commands: one HGETALL reads the record, its deadline and
+// its activity (in RESP3, as a Lua table keyed by field, which the server
+// builds faster than the RESP2 array), and the helpers are defined only on
+// the paths that look for a lost pointer, forget a vanished record or
+// record activity. It returns the record packed by cmsgpack: one bulk
+// string, cheaper to send and to decode than the field/value array.
 var loadScript = redis.NewScript(`#!lua
 local function record(rk)
   redis.setresp(3)
@@ -154,7 +224,10 @@ end
 local h, k = ARGV[5], ARGV[6]
 if k == '' then
   k = redis.call('GET', KEYS[1])
-  if not k then return false end
+  if not k then` + helpers + `
+    k = find(h)
+    if not k then return false end
+  end
 end
 local rk = ARGV[1] .. '{' .. k .. '}:s:' .. h
 local rec = record(rk)
@@ -162,10 +235,9 @@ if not rec.dl then` + helpers + `
   forget(k, h, '')
   return false
 end
-local at = tonumber(ARGV[7])
-if tonumber(rec.dl) <= at then return false end
+if tonumber(rec.dl) <= tonumber(ARGV[11]) then return false end
 if ARGV[8] == '1' then
-  local au = tonumber(rec.au)
+  local at, au = tonumber(ARGV[7]), tonumber(rec.au)
   if at > au and at - au >= tonumber(rec.itu) * tonumber(ARGV[10]) then` + helpers + `
     touch(k, h, rk, at, ARGV[9])
     rec = record(rk)
@@ -175,11 +247,12 @@ return cmsgpack.pack(rec)
 `)
 
 // updateScript writes changed values of a live session and its activity.
-// ARGV[8]: activity in nanoseconds; ARGV[9]: how many field/value pairs
-// follow; then the fields to delete. It returns the new deadline.
+// ARGV[8]: activity in microseconds; ARGV[9]: in nanoseconds; ARGV[10]:
+// how many field/value pairs follow; then the fields to delete. It returns
+// the new deadline. Running it twice leaves what running it once leaves.
 var updateScript = redis.NewScript(byID + `
-local i = 10
-for _ = 1, tonumber(ARGV[9]) do
+local i = 11
+for _ = 1, tonumber(ARGV[10]) do
   redis.call('HSET', rk, ARGV[i], ARGV[i + 1])
   i = i + 2
 end
@@ -187,34 +260,53 @@ while i <= #ARGV do
   redis.call('HDEL', rk, ARGV[i])
   i = i + 1
 end
-return touch(k, h, rk, tonumber(ARGV[7]), ARGV[8])
+return touch(k, h, rk, tonumber(ARGV[8]), ARGV[9])
 `)
 
-// deleteScript removes a live session and returns it.
-var deleteScript = redis.NewScript(byID + `
-return finish(k, h, rk, f[2])
+// deleteScript removes a live session and returns it. KEYS[2] is the
+// reply key of this call: the record is renamed to it, so that a retry
+// returns the record again (and nothing is copied).
+var deleteScript = redis.NewScript(prelude + `
+if redis.call('EXISTS', KEYS[2]) == 1 then return redis.call('HGETALL', KEYS[2]) end
+` + byIDBody + `
+redis.call('RENAME', rk, KEYS[2])
+redis.call('PEXPIRE', KEYS[2], ` + replyMillis + `)
+forget(k, h, f[2])
+return redis.call('HGETALL', KEYS[2])
 `)
 
 // userScript returns (ARGV[8] "0") or removes and returns (ARGV[8] "1")
-// the live sessions of a user. KEYS[1]: P{k}:u:<uh>. ARGV[5..7]: k, uh, now.
+// the live sessions of a user. KEYS[1]: P{k}:u:<uh>; KEYS[2], when
+// removing: the reply key of this call. ARGV[5..7]: k, uh, now. A user
+// index that lost entries (its count in P{k}:n says so) is rebuilt first;
+// on standalone Redis a listed session's missing pointer is re-created.
 var userScript = redis.NewScript(prelude + `
 local k, uh, now, del = ARGV[5], ARGV[6], tonumber(ARGV[7]), ARGV[8] == '1'
+if del then
+  local done = redis.call('GET', KEYS[2])
+  if done then return cmsgpack.unpack(done) end
+end
 local out = {}
-for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+for _, m in ipairs(members(k, uh)) do
   local mk = key(k, 's:' .. m)
   local mdl = redis.call('HGET', mk, 'dl')
   if not mdl then forget(k, m, uh)
   elseif tonumber(mdl) > now then
     if del then out[#out + 1] = finish(k, m, mk, uh)
-    else out[#out + 1] = redis.call('HGETALL', mk) end
+    else
+      out[#out + 1] = redis.call('HGETALL', mk)
+      repoint(m, k, mdl)
+    end
   end
 end
+if del and #out > 0 then redis.call('SET', KEYS[2], cmsgpack.pack(out), 'PX', ` + replyMillis + `) end
 return out
 `)
 
 // scanScript returns every live record (ARGV[6] "a") or {sessions, users}
 // (ARGV[6] "c") of the shards ARGV[7..], live at ARGV[5]. KEYS: their
-// P{k}:e keys. Index entries whose record is gone are dropped.
+// P{k}:e keys. Index entries whose record is gone are dropped; on
+// standalone Redis a live session's missing pointer is re-created.
 var scanScript = redis.NewScript(prelude + `
 local now, all = tonumber(ARGV[5]), ARGV[6] == 'a'
 local out, n, users = {}, 0, 0
@@ -231,6 +323,7 @@ for i = 7, #ARGV do
         seen[f[2]] = true
         users = users + 1
       end
+      repoint(m, k, f[1])
       if all then out[#out + 1] = redis.call('HGETALL', mk) end
     end
   end
@@ -263,6 +356,7 @@ if #out > 0 then return out end
 local function claim(k, m, ck)
   redis.call('HSET', ck, 'cl', nonce)
   redis.call('ZADD', key(k, 'l'), untilT, m)
+  keep(key(k, 'l'), untilT)
   ttl(ck, untilT)
   out[#out + 1] = redis.call('HGETALL', ck)
 end
@@ -319,6 +413,7 @@ for i = 7, #ARGV, 3 do
       redis.call('DEL', ck)
     else
       redis.call('ZADD', key(k, 'l'), 'XX', untilT, h)
+      keep(key(k, 'l'), untilT)
       ttl(ck, untilT)
     end
   end

@@ -98,6 +98,10 @@ type Store struct {
 	base    []any     // ARGV[1..4] of every script
 	shardID []string
 	rotate  atomic.Uint32
+	// The op tokens of Create, Delete and DeleteUser (retry.go): a random
+	// base and a counter.
+	opBase string
+	ops    atomic.Uint64
 
 	mu sync.Mutex
 	// On Cluster, the shard of each session ID hash, once looked up (a
@@ -153,6 +157,7 @@ func New(client redis.UniversalClient, opts ...Option) (*Store, error) {
 		s.topo = newReloader(client.(*redis.ClusterClient))
 	}
 	s.base = []any{o.prefix, o.shards, o.grace.Milliseconds(), inline}
+	s.opBase = newOpBase()
 	s.shardID = make([]string, o.shards)
 	for i := range s.shardID {
 		s.shardID[i] = strconv.Itoa(i)
@@ -245,16 +250,12 @@ func (s *Store) Create(ctx context.Context, rec sessions.Record, limit int, poli
 		// The pointer lives in another slot: write it first, so that a
 		// session is never stored without a way to find it.
 		until := max(dl, now)/1000 + 2*s.o.grace.Milliseconds()
-		err := s.write(ctx, s.ptrKey(h), redis.NewStatusCmd(ctx, "set", s.ptrKey(h), k, "nx", "pxat", until))
-		if errors.Is(err, redis.Nil) {
-			return nil, errors.New("redisstore: create: session ID already in use")
-		}
-		if err != nil {
+		if err := s.setNewPointer(ctx, h, k, until); err != nil {
 			return nil, fmt.Errorf("redisstore: create: %w", err)
 		}
 		s.setPointer(h, k, until)
 	}
-	res, err := s.run(ctx, true, createScript, []string{s.key(k, "e")}, args...).Slice()
+	res, err := s.run(ctx, true, createScript, []string{s.key(k, "e"), s.replyKey(k)}, args...).Slice()
 	if err != nil {
 		// On Cluster the pointer stays: the script may have run before the
 		// connection failed, and a pointer to nothing is harmless.
@@ -321,6 +322,10 @@ func (s *Store) Load(ctx context.Context, id string) (sessions.Record, error) {
 	return s.load(ctx, "load", id, s.o.now(), false)
 }
 
+// Activate and Update judge liveness at the time of the call, by the
+// store's clock (WithClock), and record activity at their at argument: a
+// session that expired before the call is not found, whatever at says.
+
 // Activate implements sessions.Store: one round trip, which also writes the
 // activity when the stored one lags at by the touch window or more.
 func (s *Store) Activate(ctx context.Context, id string, at time.Time) (sessions.Record, error) {
@@ -341,8 +346,11 @@ func (s *Store) load(ctx context.Context, op, id string, at time.Time, activate 
 	if activate {
 		mode = "1"
 	}
-	atus := micros(at)
-	res, err := loadScript.Run(ctx, s.c, keys, s.args(h, k, atus, mode, at.UnixNano(), s.o.touchWindow)...).Text()
+	atus, now := micros(at), micros(s.o.now())
+	if !activate {
+		now = atus // Load passes the store's clock as at
+	}
+	res, err := loadScript.Run(ctx, s.c, keys, s.args(h, k, atus, mode, at.UnixNano(), s.o.touchWindow, now)...).Text()
 	if errors.Is(err, redis.Nil) {
 		return sessions.Record{}, errNotFound
 	}
@@ -373,7 +381,14 @@ func (s *Store) locate(ctx context.Context, h string) ([]string, string, error) 
 	if !ok {
 		v, err := s.c.Get(ctx, s.ptrKey(h)).Result()
 		if errors.Is(err, redis.Nil) {
-			return nil, "", sessions.ErrNotFound
+			v, err = s.findShard(ctx, h) // repair.go
+			if errors.Is(err, redis.Nil) {
+				return nil, "", sessions.ErrNotFound
+			}
+			if err != nil {
+				return nil, "", err
+			}
+			return []string{s.key(v, "e")}, v, nil
 		}
 		if err != nil {
 			return nil, "", err
@@ -452,7 +467,7 @@ func (s *Store) Update(ctx context.Context, id string, at time.Time, set map[str
 	if err != nil {
 		return fmt.Errorf("redisstore: update: %w", err)
 	}
-	args := s.args(h, k, micros(at), strconv.FormatInt(at.UnixNano(), 10), len(set))
+	args := s.args(h, k, micros(s.o.now()), micros(at), strconv.FormatInt(at.UnixNano(), 10), len(set))
 	for name, v := range set {
 		args = append(args, valuePrefix+name, v)
 	}
@@ -482,7 +497,11 @@ func (s *Store) Delete(ctx context.Context, id string) (sessions.Record, error) 
 	if err != nil {
 		return sessions.Record{}, fmt.Errorf("redisstore: delete: %w", err)
 	}
-	res, err := s.run(ctx, true, deleteScript, keys, s.args(h, k, micros(s.o.now()))...).Slice()
+	rk := s.replyKey(k)
+	if k == "" {
+		rk = s.replyKey(s.shardOf(h)) // the pointer's slot, KEYS[1]'s
+	}
+	res, err := s.run(ctx, true, deleteScript, append(keys, rk), s.args(h, k, micros(s.o.now()))...).Slice()
 	if errors.Is(err, redis.Nil) {
 		return sessions.Record{}, errNotFound
 	}
@@ -524,11 +543,11 @@ func (s *Store) user(ctx context.Context, userID string, del bool) ([]sessions.R
 	}
 	uh := hashUser(userID)
 	k := s.shardOf(uh)
-	mode := "0"
+	mode, keys := "0", []string{s.key(k, "u:"+uh)}
 	if del {
-		mode = "1"
+		mode, keys = "1", append(keys, s.replyKey(k))
 	}
-	res, err := s.run(ctx, del, userScript, []string{s.key(k, "u:"+uh)}, s.args(k, uh, micros(s.o.now()), mode)...).Slice()
+	res, err := s.run(ctx, del, userScript, keys, s.args(k, uh, micros(s.o.now()), mode)...).Slice()
 	if err != nil {
 		return nil, err
 	}

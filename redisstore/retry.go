@@ -1,0 +1,90 @@
+package redisstore
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Retry safety. go-redis sends a command again (MaxRetries, 3 by default)
+// when the connection fails after the command was written, and a caller
+// may retry a call that returned a network error: in both cases the server
+// may have run the script already. Update, Activate and Load are safe to
+// run twice (they write the same values and never move activity back).
+// Create, Delete and DeleteUser are not: a second run would report "ID
+// already in use", "not found" or no sessions, and lose the first run's
+// evictions and endings. So each of those calls carries an op token, unique
+// to the call and the same on every resend, in the name of a reply key in
+// the slot of its script (KEYS[2]: P{k}:r:<token>). The script first looks
+// for that key and, when it exists, returns what it holds; otherwise it
+// does its work and leaves its reply there for replyTTL:
+//
+//   - Create stores its reply, packed by cmsgpack (3 bytes when it evicted
+//     nothing, plus the evicted records);
+//   - Delete renames the session's hash to the reply key instead of
+//     deleting it (nothing is copied; the record is freed when the key
+//     expires);
+//   - DeleteUser stores the records it removed, packed, when there were any.
+//
+// On Cluster, Create first writes the session's pointer (another slot) with
+// SET NX: setNewPointer makes that step safe to resend too.
+//
+// A resend later than replyTTL after the first run is not recognised.
+const replyTTL = 2 * time.Minute
+
+// replyMillis is replyTTL in milliseconds, for the scripts' text.
+var replyMillis = strconv.FormatInt(replyTTL.Milliseconds(), 10)
+
+// replied starts a script whose reply is kept in KEYS[2]: a resend returns
+// the kept reply; otherwise the script returns reply(v), which keeps v.
+var replied = `
+local done = redis.call('GET', KEYS[2])
+if done then return cmsgpack.unpack(done) end
+local function reply(v)
+  redis.call('SET', KEYS[2], cmsgpack.pack(v), 'PX', ` + replyMillis + `)
+  return v
+end
+`
+
+// newOpBase returns the random start of a Store's op tokens (a counter
+// follows), so that a token costs no system call and no two Stores share
+// one.
+func newOpBase() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:]) + "."
+}
+
+// replyKey returns a fresh reply key in shard k's slot.
+func (s *Store) replyKey(k string) string {
+	n := s.ops.Add(1)
+	return s.key(k, "r:"+s.opBase+strconv.FormatUint(n, 36))
+}
+
+// setNewPointer writes the pointer of a new session on Cluster, before the
+// script adds the session. A pointer that exists already with the same
+// shard is taken as this Create's own, written by an earlier attempt of the
+// same call (the value depends on the session hash only); the script then
+// decides whether the ID is free. A pointer to another shard means the ID
+// is in use.
+func (s *Store) setNewPointer(ctx context.Context, h, k string, until int64) error {
+	p := s.ptrKey(h)
+	cmd := redis.NewStringCmd(ctx, "set", p, k, "nx", "get", "pxat", until)
+	err := s.write(ctx, p, cmd) // durability.go
+	old := cmd.Val()
+	if errors.Is(err, redis.Nil) {
+		return nil // written now
+	}
+	if err != nil {
+		return err
+	}
+	if old != k {
+		return errors.New("session ID already in use")
+	}
+	return s.c.Do(ctx, "PEXPIREAT", p, until, "GT").Err()
+}
