@@ -7,9 +7,9 @@
 //     connection instead of forwarding it. The client sees io.EOF, which
 //     go-redis treats as retryable: it sends the command again on a new
 //     connection, so the server runs it twice;
-//   - a stall (Stall, StallFor, Release): no byte moves in either direction
-//     until released, as when a server hangs or the network drops packets;
-//     connections stay open;
+//   - a stall (Stall, StallFor, StallOn, Release): no byte moves in either
+//     direction until released, as when a server hangs or the network drops
+//     packets; connections stay open;
 //   - a reset (Reset): every open connection is closed with a TCP reset.
 //
 // With no fault armed it passes every byte through unchanged.
@@ -85,6 +85,7 @@ type Proxy struct {
 	drop    *dropFault    // armed reply drop, or nil
 	dropped []string      // names of the commands whose reply was dropped
 	gate    chan struct{} // nil: traffic flows; else closed on release
+	stallOn Filter        // armed StallOn, or nil
 	timer   *time.Timer   // ends a StallFor
 }
 
@@ -161,6 +162,16 @@ func (p *Proxy) Stall() {
 	if p.gate == nil && !p.closed {
 		p.gate = make(chan struct{})
 	}
+}
+
+// StallOn arms a stall that starts when a client sends a command f
+// selects: that command and all traffic after it are held, as by Stall,
+// until Release. It lets a test stall one step of an operation, after the
+// steps before it went through.
+func (p *Proxy) StallOn(f Filter) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.stallOn = f
 }
 
 // StallFor is Stall followed by Release after d.
@@ -314,6 +325,13 @@ func (p *Proxy) commands(pr *pair) {
 		}
 		p.mu.Lock()
 		candidate := p.drop != nil && p.drop.filter(args)
+		if p.stallOn != nil && p.stallOn(args) {
+			p.stallOn = nil
+			p.stopTimer()
+			if p.gate == nil && !p.closed {
+				p.gate = make(chan struct{})
+			}
+		}
 		p.mu.Unlock()
 		pr.mu.Lock()
 		pr.pending = append(pr.pending, pendingCmd{name: args[0], candidate: candidate})

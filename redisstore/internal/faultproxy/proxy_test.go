@@ -217,6 +217,24 @@ func TestStall(t *testing.T) {
 	require.GreaterOrEqual(t, time.Since(start), 150*time.Millisecond, "held until the stall ended")
 }
 
+// TestStallOn: a stall armed on a command lets the commands before it
+// through and holds that one, and everything after, until Release.
+func TestStallOn(t *testing.T) {
+	d, p, prefix := setup(t)
+	ctx := t.Context()
+	c := client(t, p, redis.Options{ReadTimeout: 100 * time.Millisecond, MaxRetries: -1})
+	p.StallOn(Command("DEL"))
+	require.NoError(t, c.Set(ctx, prefix+"a", "1", 0).Err())
+	require.NoError(t, c.Set(ctx, prefix+"b", "1", 0).Err())
+	require.Error(t, c.Del(ctx, prefix+"a").Err(), "DEL is held")
+	require.Error(t, c.Set(ctx, prefix+"c", "1", 0).Err(), "and what follows it")
+	require.EqualValues(t, 2, d.Exists(ctx, prefix+"a", prefix+"b", prefix+"c").Val())
+	p.Reset()
+	p.Release()
+	require.NoError(t, c.Del(ctx, prefix+"b").Err(), "the stall was armed once")
+	require.EqualValues(t, 1, d.Exists(ctx, prefix+"a", prefix+"b", prefix+"c").Val(), "the held DEL and SET were dropped by Reset")
+}
+
 // TestResetDropsHeld: Reset during a stall closes every connection and
 // drops what the proxy held: the command never reaches the server.
 func TestResetDropsHeld(t *testing.T) {
