@@ -157,7 +157,9 @@ func (us *userShard) replace(user string, one *Session, had bool, list []*Sessio
 }
 
 // insert adds s, enforcing limit for its user as Store.Create describes, and
-// returns the sessions it removed.
+// returns the sessions it removed. Without a limit it looks at none of the
+// user's other sessions (their expired ones are left to the sweep), so its
+// cost does not grow with them.
 func (st *MemoryStore) insert(s *Session, limit int, policy LimitPolicy, now int64) ([]*Session, error) {
 	if s.userID == "" {
 		st.add(s)
@@ -169,6 +171,11 @@ func (st *MemoryStore) insert(s *Session, limit int, policy LimitPolicy, now int
 	defer us.mu.Unlock()
 	list, one := us.sessions(s.userID, s.uhash)
 	had := len(list) > 0
+	if limit <= 0 {
+		st.add(s)
+		st.nuser.Add(us.replace(s.userID, one, had, append(list, s)))
+		return nil, nil
+	}
 	var removed []*Session
 	keep := list[:0]
 	for _, o := range list {
