@@ -1,0 +1,183 @@
+package redisstore
+
+import (
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/tokyopredictor/sessions"
+)
+
+// delPointer deletes the pointer key of id behind the store's back.
+func delPointer(t *testing.T, s *Store, id string) {
+	t.Helper()
+	require.EqualValues(t, 1, s.c.Del(t.Context(), s.ptrKey(hashID(id))).Val(), "pointer of %s", id)
+	s.mu.Lock()
+	clear(s.shardMap) // a Cluster Store would find the shard in its cache
+	s.mu.Unlock()
+}
+
+// requirePointer checks that the pointer of id is back, with a TTL.
+func requirePointer(t *testing.T, s *Store, id, why string) {
+	t.Helper()
+	ttl, err := s.c.PTTL(t.Context(), s.ptrKey(hashID(id))).Result()
+	require.NoError(t, err)
+	require.Positive(t, ttl, "pointer of the session after %s", why)
+}
+
+// testPointerRepair deletes the pointers of a user's and an anonymous
+// session behind the store's back: every path by ID still finds them and
+// re-creates the pointer; on standalone Redis the listing paths re-create
+// it too.
+func testPointerRepair(t *testing.T, c redis.UniversalClient, listingRepairs bool) {
+	s := newStore(t, c)
+	ctx := t.Context()
+	r := rec("zoe", time.Hour)
+	_, err := s.Create(ctx, r, 5, sessions.EvictOldest)
+	require.NoError(t, err)
+	anon := rec("", time.Hour)
+	_, err = s.Create(ctx, anon, 5, sessions.EvictOldest)
+	require.NoError(t, err)
+
+	for _, id := range []string{r.ID, anon.ID} {
+		delPointer(t, s, id)
+		_, err = s.Load(ctx, id)
+		require.NoError(t, err, "Load without a pointer")
+		requirePointer(t, s, id, "Load")
+		delPointer(t, s, id)
+		_, err = s.Activate(ctx, id, time.Now())
+		require.NoError(t, err, "Activate without a pointer")
+		delPointer(t, s, id)
+		require.NoError(t, s.Update(ctx, id, time.Now(), map[string][]byte{"x": []byte("y")}, nil), "Update without a pointer")
+		requirePointer(t, s, id, "Update")
+	}
+	if listingRepairs {
+		delPointer(t, s, r.ID)
+		list, err := s.UserSessions(ctx, "zoe")
+		require.NoError(t, err)
+		require.Len(t, list, 1)
+		requirePointer(t, s, r.ID, "UserSessions")
+		for _, id := range []string{r.ID, anon.ID} {
+			delPointer(t, s, id)
+		}
+		n, users, err := s.Count(ctx, time.Now())
+		require.NoError(t, err)
+		assert.Equal(t, 2, n)
+		assert.Equal(t, 1, users)
+		requirePointer(t, s, r.ID, "Count")
+		requirePointer(t, s, anon.ID, "Count")
+		delPointer(t, s, r.ID)
+		_, err = s.Create(ctx, rec("zoe", time.Hour), 5, sessions.EvictOldest)
+		require.NoError(t, err)
+		requirePointer(t, s, r.ID, "a Create of the same user")
+	}
+	// Terminate of a listed session without its pointer ends it.
+	for _, id := range []string{r.ID, anon.ID} {
+		delPointer(t, s, id)
+		got, err := s.Delete(ctx, id)
+		require.NoError(t, err, "Delete without a pointer")
+		assert.NotEmpty(t, got.SealedID)
+		_, err = s.Load(ctx, id)
+		require.ErrorIs(t, err, sessions.ErrNotFound)
+	}
+	// A session that does not exist is still not found.
+	_, err = s.Load(ctx, newID())
+	require.ErrorIs(t, err, sessions.ErrNotFound)
+	_, err = s.Delete(ctx, newID())
+	require.ErrorIs(t, err, sessions.ErrNotFound)
+}
+
+// testUserIndexRepair deletes a user's index, or one of its entries,
+// behind the store's back: UserSessions, DeleteUser and the limit still
+// see every session of the user.
+func testUserIndexRepair(t *testing.T, c redis.UniversalClient) {
+	s := newStore(t, c)
+	ctx := t.Context()
+	uh := hashUser("yann")
+	k := s.shardOf(uh)
+	U := s.key(k, "u:"+uh)
+	var recs []sessions.Record
+	for range 3 {
+		r := rec("yann", time.Hour)
+		_, err := s.Create(ctx, r, 3, sessions.RejectNew)
+		require.NoError(t, err)
+		recs = append(recs, r)
+	}
+	// Other users in the shard: the rebuild must not pick them up.
+	for range 5 {
+		_, err := s.Create(ctx, rec("", time.Hour), 3, sessions.RejectNew)
+		require.NoError(t, err)
+	}
+
+	require.EqualValues(t, 1, c.Del(ctx, U).Val())
+	list, err := s.UserSessions(ctx, "yann")
+	require.NoError(t, err)
+	assert.Len(t, list, 3, "UserSessions after the user index was deleted")
+
+	require.EqualValues(t, 1, c.ZRem(ctx, U, hashID(recs[1].ID)).Val())
+	_, err = s.Create(ctx, rec("yann", time.Hour), 3, sessions.RejectNew)
+	require.ErrorIs(t, err, sessions.ErrLimitReached, "the limit after an index entry was deleted")
+
+	require.EqualValues(t, 1, c.Del(ctx, U).Val())
+	_, err = s.Create(ctx, rec("yann", time.Hour), 3, sessions.RejectNew)
+	require.ErrorIs(t, err, sessions.ErrLimitReached, "the limit after the user index was deleted")
+	// EvictOldest evicts the least recently active, as before the loss.
+	require.EqualValues(t, 1, c.Del(ctx, U).Val())
+	newest := rec("yann", time.Hour)
+	removed, err := s.Create(ctx, newest, 3, sessions.EvictOldest)
+	require.NoError(t, err)
+	require.Len(t, removed, 1)
+	assert.Equal(t, recs[0].SealedID, removed[0].SealedID)
+
+	require.EqualValues(t, 1, c.Del(ctx, U).Val())
+	ended, err := s.DeleteUser(ctx, "yann")
+	require.NoError(t, err)
+	assert.Len(t, ended, 3, "DeleteUser after the user index was deleted")
+	n, users, err := s.Count(ctx, time.Now())
+	require.NoError(t, err)
+	assert.Equal(t, 5, n)
+	assert.Zero(t, users)
+	// The count of the user is gone with the sessions: no rebuild next time.
+	assert.Zero(t, c.HExists(ctx, s.key(k, "n"), uh).Val())
+}
+
+func TestPointerRepair(t *testing.T) {
+	testPointerRepair(t, newClient(t), true)
+}
+
+func TestUserIndexRepair(t *testing.T) {
+	testUserIndexRepair(t, newClient(t))
+}
+
+func TestSelfRepairCluster(t *testing.T) {
+	cc := startCluster(t)
+	t.Run("Pointer", func(t *testing.T) { testPointerRepair(t, cc, false) })
+	t.Run("UserIndex", func(t *testing.T) { testUserIndexRepair(t, cc) })
+}
+
+// TestShardIndexLoss documents what happens when P{k}:e is deleted: the
+// store does not rebuild it, but a session's next activity write (or
+// Update) enters it again, and the sweeper then finds it.
+func TestShardIndexLoss(t *testing.T) {
+	c := newClient(t)
+	s := newStore(t, c, WithShards(1))
+	ctx := t.Context()
+	r := rec("", time.Minute)
+	_, err := s.Create(ctx, r, 0, sessions.EvictOldest)
+	require.NoError(t, err)
+	require.EqualValues(t, 1, c.Del(ctx, s.key("0", "e")).Val())
+	n, _, err := s.Count(ctx, time.Now())
+	require.NoError(t, err)
+	assert.Zero(t, n, "not counted until it is active again")
+	at := time.Now().Add(10 * time.Second)
+	require.NoError(t, s.Update(ctx, r.ID, at, nil, nil))
+	n, _, err = s.Count(ctx, time.Now())
+	require.NoError(t, err)
+	assert.Equal(t, 1, n)
+	got, err := s.Expired(ctx, at.Add(time.Minute), 10)
+	require.NoError(t, err)
+	assert.Len(t, got, 1)
+}
