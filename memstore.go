@@ -208,6 +208,42 @@ func (st *MemoryStore) insert(s *Session, limit int, policy LimitPolicy, now int
 	return removed, nil
 }
 
+// rename replaces old, if it is live at now, by a session that is old under
+// the new ID id: same user, creation time, timeouts, absolute deadline,
+// client and data, with activity at now. The user's count of sessions never
+// changes, not even for a moment, so no limit applies; old ends without
+// being reported (its ending is not one). It returns ErrNotFound if old has
+// ended or expired.
+func (st *MemoryStore) rename(old *Session, id uuid.UUID, now int64) (*Session, error) {
+	s := &Session{id: id, userID: old.userID, created: old.created, idle: old.idle,
+		absolute: old.absolute, uhash: old.uhash, info: old.info, sh: old.sh}
+	s.last.Store(max(old.last.Load(), now))
+	var us *userShard
+	if old.userID != "" {
+		us = st.userShard(old.uhash)
+		us.mu.Lock()
+		defer us.mu.Unlock()
+	}
+	// Under old.mu, so that no change to old lands after its data is copied.
+	old.mu.Lock()
+	defer old.mu.Unlock()
+	if old.expiredAt(now) || !st.drop(old) {
+		return nil, ErrNotFound
+	}
+	s.data = slices.Clone(old.data)
+	st.add(s)
+	if us == nil {
+		return s, nil
+	}
+	// old was live under us.mu, so it is in the user's index.
+	if us.one.remove(old) {
+		us.one.insert(s)
+	} else if list := us.many[old.userID]; slices.Index(list, old) >= 0 {
+		list[slices.Index(list, old)] = s
+	}
+	return s, nil
+}
+
 // add puts s in its shard and the expiry heap.
 func (st *MemoryStore) add(s *Session) {
 	sh := st.shard(s.id)
