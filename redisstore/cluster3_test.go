@@ -40,6 +40,10 @@ func TestCluster3(t *testing.T) {
 			return s
 		})
 	})
+	t.Run("ConformanceDurable", func(t *testing.T) {
+		// Every change through a pipeline with WAIT on its slot's master.
+		storetest.Run(t, func(t *testing.T) sessions.Store { return newStore(t, cc, WithDurability(1, time.Second)) })
+	})
 	t.Run("Lease", func(t *testing.T) {
 		const lease = 300 * time.Millisecond
 		storetest.RunLease(t, func(t *testing.T) sessions.Store { return newStore(t, cc, WithLease(lease)) }, lease)

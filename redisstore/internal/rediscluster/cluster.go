@@ -384,6 +384,33 @@ func (c *Cluster) ReplicaOf(ctx context.Context, addr string) (string, error) {
 	return "", fmt.Errorf("%s has no replica", addr)
 }
 
+// CutReplica cuts the replication link of the replica at addr and keeps
+// it cut: the replica gets a wrong masterauth, so that it cannot
+// reconnect, and its link to the master is killed. Writes to its master
+// from then on never reach it, as when a replica lags; it can still be
+// promoted when its master fails (its data is then older than the
+// master's). It returns once the master has dropped the replica.
+func (c *Cluster) CutReplica(ctx context.Context, addr string) error {
+	cl := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
+	defer cl.Close()
+	if err := cl.ConfigSet(ctx, "masterauth", "rediscluster-cut").Err(); err != nil {
+		return fmt.Errorf("cut %s: %w", addr, err)
+	}
+	return poll(ctx, func() error {
+		if err := cl.Do(ctx, "CLIENT", "KILL", "TYPE", "master").Err(); err != nil {
+			return err
+		}
+		info, err := cl.Info(ctx, "replication").Result()
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(info, "master_link_status:down") {
+			return errors.New("link still up")
+		}
+		return nil
+	})
+}
+
 // stopAll kills every process; their directories are the test's TempDirs.
 func (c *Cluster) stopAll() {
 	for _, nd := range c.nodes {
