@@ -3,6 +3,7 @@ package sessions
 import (
 	"log/slog"
 	"sync"
+	"sync/atomic"
 )
 
 // hookRunner runs termination hooks on one goroutine of its own, in the
@@ -18,6 +19,7 @@ type hookRunner struct {
 	queue  []hookJob
 	closed bool
 	done   chan struct{} // closed when the goroutine has stopped
+	gid    atomic.Uint64 // the goroutine's ID (goid.go), so that a hook's own calls never wait for it
 }
 
 // hookJob is one ended session's event, with the store's claim on it when
@@ -72,24 +74,40 @@ func (h *hookRunner) enqueue(jobs ...hookJob) {
 func (h *hookRunner) wait() { <-h.drained() }
 
 // drained returns a channel closed once every job queued before the call
-// has run.
+// has run. Called from a hook (Cleanup in a hook), it is closed already:
+// the jobs behind the running hook cannot run before it returns.
 func (h *hookRunner) drained() <-chan struct{} {
 	done := make(chan struct{})
+	if h.inHook() {
+		close(done)
+		return done
+	}
 	h.enqueue(hookJob{after: func() { close(done) }})
 	return done
 }
 
-// close runs what is queued, then stops the goroutine.
+// close runs what is queued, then stops the goroutine. Called from a hook
+// (Close in a hook), it does not wait: the goroutine runs what is queued
+// once the hook returns, then stops.
 func (h *hookRunner) close() {
 	h.mu.Lock()
 	h.closed = true
 	h.mu.Unlock()
 	h.cond.Signal()
-	<-h.done
+	if !h.inHook() {
+		<-h.done
+	}
+}
+
+// inHook reports whether the caller is the runner's goroutine: a hook.
+func (h *hookRunner) inHook() bool {
+	g := h.gid.Load()
+	return g != 0 && g == goid()
 }
 
 func (h *hookRunner) run() {
 	defer close(h.done)
+	h.gid.Store(goid())
 	for {
 		h.mu.Lock()
 		for len(h.queue) == 0 && !h.closed {

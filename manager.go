@@ -301,8 +301,9 @@ func (m *Manager) TerminateUser(ctx context.Context, userID string) (int, error)
 
 // Cleanup ends every session that has expired (ReasonIdle or
 // ReasonAbsolute), as the background sweeper does, and returns how many it
-// ended. It returns once the termination hooks of those sessions have run,
-// so it must not be called from a hook.
+// ended. It returns once the termination hooks of those sessions have run;
+// called from a hook, it returns at once instead, and their hooks run after
+// the calling hook returns.
 func (m *Manager) Cleanup(ctx context.Context) (int, error) {
 	if err := m.enter(); err != nil {
 		return 0, err
@@ -362,7 +363,8 @@ func (m *Manager) OnTerminate(hook func(Event)) {
 // store, the last manager using it ends every live session
 // (ReasonShutdown); a shared store keeps its sessions for other processes.
 // After Close, methods that read or change sessions return ErrClosed. Close
-// is idempotent and returns nil; it must not be called from a hook.
+// is idempotent and returns nil. Called from a hook, it does not wait for
+// the hooks (the pending ones run after the calling hook returns).
 func (m *Manager) Close() error {
 	m.closeOnce.Do(func() {
 		m.closed.Store(true)
