@@ -30,7 +30,6 @@ type tracer struct {
 	codes map[string]int
 }
 
-
 func (tr *tracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
 	tr.trips.Add(1)
 	return ctx
@@ -128,11 +127,12 @@ func (l *hookLog) requireOnce(t *testing.T) {
 // cluster is n managers, each with its own pool (as n processes), on one
 // table; their hooks record into log, their pools report to tr.
 type cluster struct {
-	ms    []*sessions.Manager
-	pools []*pgxpool.Pool
-	log   *hookLog
-	tr    *tracer
-	table string
+	ms     []*sessions.Manager
+	stores []*Store
+	pools  []*pgxpool.Pool
+	log    *hookLog
+	tr     *tracer
+	table  string
 }
 
 func newCluster(t *testing.T, n int, cfg sessions.Config, opts ...Option) *cluster {
@@ -151,6 +151,7 @@ func newCluster(t *testing.T, n int, cfg sessions.Config, opts ...Option) *clust
 		t.Cleanup(func() { _ = m.Close() })
 		c.ms = append(c.ms, m)
 		c.pools = append(c.pools, p)
+		c.stores = append(c.stores, s)
 	}
 	return c
 }
