@@ -27,3 +27,15 @@ func ExampleLoadConfig() {
 	// 30m0s 5m0s 5 true
 	// true true
 }
+
+// Durations are time.Duration, counted in nanoseconds: the original
+// system's seconds, ported without their unit, are refused with the likely
+// fix.
+func ExampleNewManager_secondsWithoutUnit() {
+	_, err := sessions.NewManager(sessions.Config{IdleTimeout: 1800, CleanupInterval: 300})
+	fmt.Println(errors.Is(err, sessions.ErrInvalidConfig))
+	fmt.Println(err)
+	// Output:
+	// true
+	// sessions: invalid config: IdleTimeout 1.8µs is under the 1ms minimum: did you mean 1800 * time.Second?
+}

@@ -137,3 +137,69 @@ func TestRenew(t *testing.T) {
 		assert.ErrorIs(t, err, sessions.ErrNotFound, "Renew with no session")
 	})
 }
+
+// TestRenewConcurrentKeepsTheLimit renews each of a user's sessions many
+// times at once, at the limit, while a reader counts the user's sessions:
+// never more than the limit, on the memory store never fewer either, and
+// nothing evicted or ended.
+func TestRenewConcurrentKeepsTheLimit(t *testing.T) {
+	checkNoLeaks(t)
+	const limit, rounds = 3, 40
+	cfg := sessions.Config{MaxSessionsPerUser: limit, DisableAutoCleanup: true, Cookie: sessions.CookieConfig{Insecure: true}}
+	bothStores(t, cfg, func(t *testing.T, m *sessions.Manager, log *eventLog) {
+		memory := t.Name() == "TestRenewConcurrentKeepsTheLimit/memory"
+		login := func() *http.Cookie {
+			w := httptest.NewRecorder()
+			_, err := m.Start(w, httptest.NewRequest(http.MethodPost, "/", nil), "carol", map[string]any{"n": 1})
+			require.NoError(t, err)
+			return w.Result().Cookies()[0]
+		}
+		cookies := []*http.Cookie{login(), login(), login()}
+		stop := make(chan struct{})
+		counted := make(chan struct{})
+		go func() {
+			defer close(counted)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				ss, err := m.UserSessions(ctx, "carol")
+				if !assert.NoError(t, err) {
+					return
+				}
+				assert.LessOrEqual(t, len(ss), limit)
+				if memory {
+					assert.Len(t, ss, limit, "on the memory store the swap is one step")
+				}
+			}
+		}()
+		done := make(chan struct{})
+		for _, c := range cookies {
+			go func() {
+				defer func() { done <- struct{}{} }()
+				for range rounds {
+					r := httptest.NewRequest(http.MethodPost, "/", nil)
+					r.AddCookie(c)
+					w := httptest.NewRecorder()
+					if _, err := m.Renew(w, r); !assert.NoError(t, err) {
+						return
+					}
+					c = w.Result().Cookies()[0]
+				}
+			}()
+		}
+		for range cookies {
+			<-done
+		}
+		close(stop)
+		<-counted
+		ss, err := m.UserSessions(ctx, "carol")
+		require.NoError(t, err)
+		assert.Len(t, ss, limit)
+		_, err = m.Cleanup(ctx)
+		require.NoError(t, err)
+		assert.Zero(t, log.len(), "nothing ended")
+	})
+}
