@@ -30,10 +30,30 @@
 //     Expired reads a sorted set by deadline, so its work is proportional to
 //     what is due.
 //   - An expired session is never returned, swept or not: every read checks
-//     the deadline in the script.
+//     the deadline in the script. Liveness is judged at the time of the
+//     call, by the store's clock (WithClock): Update and Activate record
+//     activity at their at argument but fail with ErrNotFound, writing
+//     nothing, for a session whose deadline passed before the call.
 //   - Update and Activate write only to a session key that exists and is
 //     live, in the same script that checks it: a save racing with Delete,
 //     DeleteUser, an eviction or a claim never brings a session back.
+//   - Every call is safe to resend (go-redis resends a command whose
+//     connection failed after it was written, up to MaxRetries times, and
+//     the server may have run the first copy): Create, Delete and
+//     DeleteUser leave their reply in a key named by a token unique to the
+//     call (P{k}:r:<token>, two minutes), and a second run of the same call
+//     returns it instead of acting again, so a resent Delete returns the
+//     record (its hooks run once), a resent DeleteUser the sessions it
+//     ended, a resent Create success and the sessions it evicted (no "ID
+//     already in use", no orphan session counted toward the limit). On
+//     Cluster, Create's SET NX of the pointer takes a pointer that already
+//     holds its value as its own. Update, Activate and Load are safe as
+//     they are: a second run writes the same values and activity never
+//     moves back. (A resent Update can land after a concurrent Update of
+//     the same value, as if the first had been slower.) A resend later
+//     than two minutes after the first run is not recognised, nor is a
+//     new call (a caller calling Delete again after an error gets
+//     ErrNotFound if the first one ran).
 //   - Update writes only the changed values (one hash field per value), so
 //     concurrent requests changing different keys lose nothing.
 //   - Load and Activate are one round trip. Activate writes the activity
@@ -48,9 +68,31 @@
 //     deleted behind the store's back (eviction policy, manual DEL, TTL) is
 //     dropped when Create, UserSessions, DeleteUser, All, Count, Expired or
 //     a read meets it; it never counts toward the limit nor in Count.
-//   - Every per-session key has a TTL of its deadline plus WithGrace (one
-//     hour by default), so nothing lives forever even if no sweeper runs;
-//     a session dropped that way ends without hooks.
+//   - Derived keys lost behind the store's back (a volatile-* maxmemory
+//     policy, a manual DEL) are rebuilt by the paths that read them:
+//     a missing pointer P{j}:p:<h> is looked for in every shard (only the
+//     session's own shard above 64 shards) by Load, Activate, Update and
+//     Delete, and re-created, so the cookie and Terminate work again; on
+//     standalone Redis UserSessions, All and a limited Create also
+//     re-create the missing pointer of each live session they meet. A user
+//     index P{k}:u:<uh> that lost entries is rebuilt from the shard index
+//     when UserSessions, DeleteUser or a limited Create reads it: the
+//     count of each user's sessions kept in P{k}:n tells, at the cost of
+//     one HGET, that entries are missing (a rebuild reads the whole shard
+//     index). Not repaired: a user index lost together with its count
+//     entry (until each session's next activity write adds it back), and
+//     the shard index P{k}:e: a session enters it again on its next
+//     activity write or Update, but one never active again is neither
+//     counted by Count and All nor swept by Expired, and its key's TTL
+//     drops it without hooks.
+//   - Every key has a TTL: a session's key, its deadline plus WithGrace
+//     (one hour by default), so nothing lives forever even if no sweeper
+//     runs (a session dropped that way ends without hooks); the indexes
+//     P{k}:u, P{k}:e, P{k}:n and P{k}:l, past the latest deadline or lease
+//     they hold plus the grace (extended, by one grace more, when an entry
+//     would outlive them); reply keys, two minutes. Under a volatile-*
+//     maxmemory policy every key can therefore be evicted; see the repair
+//     above for what comes back.
 //
 // # Keys
 //
@@ -62,7 +104,9 @@
 //	P{k}:u:<uh>  zset   the user's live sessions, scored by last activity
 //	P{k}:e       zset   the shard's live sessions, scored by deadline
 //	P{k}:l       zset   the shard's claimed sessions, scored by lease end
+//	P{k}:n       hash   uh → how many sessions P{k}:u:<uh> should hold
 //	P{j}:p:<h>   string k, the shard of the session (j is h's own shard)
+//	P{k}:r:<t>   the reply of the call with op token t, kept for its resends
 //
 // A user's sessions live in the shard of the user's hash; an anonymous
 // session in the shard of its own hash. The shard is the hash tag, so all
@@ -77,7 +121,9 @@
 // Cluster:
 //   - Load, Activate, Update and Delete first read the pointer, the first
 //     time a Store meets a session (it caches the shard: it never changes),
-//     which costs one more round trip then; later reads cost one.
+//     which costs one more round trip then; later reads cost one. A
+//     missing pointer costs one more: a pipeline that looks for the
+//     session in every shard.
 //   - Create writes the pointer before the script (two round trips), and
 //     the store deletes pointers and extends their TTL with separate
 //     commands after the scripts; if the process dies in between, a stale
@@ -100,4 +146,11 @@
 // the store's clock (WithClock); all processes' clocks should agree within
 // a small part of the idle timeout. A Redis server at maxmemory with the
 // noeviction policy refuses the scripts, reads included.
+//
+// Retry safety costs each Create one small key (its packed reply, a few
+// bytes when it evicted nothing) and each Delete its record, both kept for
+// two minutes: at 100 logouts a second of 1 KB sessions, about 12 MB. A
+// Load of a session that does not exist (an ended session's cookie) looks
+// for it in every shard: on standalone Redis in the same script, on
+// Cluster with one more pipelined round trip.
 package redisstore

@@ -18,8 +18,8 @@ import (
 // pointer back, with the session key's expiry.
 //
 // On standalone Redis the scripts do this in the same round trip (find in
-// scripts.go), and the listing scripts (UserSessions, All, Count, Create's
-// limit) re-create the missing pointer of every live session they meet. On
+// scripts.go), and the listing scripts (UserSessions, All, Create's limit)
+// re-create the missing pointer of every live session they meet. On
 // Cluster the pointer is in another slot than the session, so locate does
 // it: one pipelined PEXPIRETIME per candidate shard, sent only when the
 // pointer is missing (a cookie of an ended session costs that too).

@@ -12,9 +12,9 @@ import (
 )
 
 // Retry safety. go-redis sends a command again (MaxRetries, 3 by default)
-// when the connection fails after the command was written, and a caller
-// may retry a call that returned a network error: in both cases the server
-// may have run the script already. Update, Activate and Load are safe to
+// when the connection fails after the command was written: the server may
+// have run the script already. (A caller that calls again after an error
+// makes a new call, with a new token: that is not recognised.) Update, Activate and Load are safe to
 // run twice (they write the same values and never move activity back).
 // Create, Delete and DeleteUser are not: a second run would report "ID
 // already in use", "not found" or no sessions, and lose the first run's

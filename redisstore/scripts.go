@@ -306,7 +306,9 @@ return out
 // scanScript returns every live record (ARGV[6] "a") or {sessions, users}
 // (ARGV[6] "c") of the shards ARGV[7..], live at ARGV[5]. KEYS: their
 // P{k}:e keys. Index entries whose record is gone are dropped; on
-// standalone Redis a live session's missing pointer is re-created.
+// standalone Redis, All re-creates a live session's missing pointer (Count
+// does not: an EXISTS per session would add half to its cost, and Load
+// repairs the pointer when it is needed).
 var scanScript = redis.NewScript(prelude + `
 local now, all = tonumber(ARGV[5]), ARGV[6] == 'a'
 local out, n, users = {}, 0, 0
@@ -323,8 +325,10 @@ for i = 7, #ARGV do
         seen[f[2]] = true
         users = users + 1
       end
-      repoint(m, k, f[1])
-      if all then out[#out + 1] = redis.call('HGETALL', mk) end
+      if all then
+        out[#out + 1] = redis.call('HGETALL', mk)
+        repoint(m, k, f[1])
+      end
     end
   end
 end
