@@ -385,7 +385,7 @@ func (w *respWriter) begin() bool {
 		return !w.failed
 	}
 	w.started = true
-	if s := w.st.s.Load(); s != nil && s.sh != nil {
+	if s := w.st.s.Load(); s != nil && s.shared() {
 		if err := w.save(s); err != nil {
 			w.failed = true
 			w.st.m.saveFailed(w.ResponseWriter, w.r, w.st, s, err)
@@ -450,7 +450,7 @@ func (w *respWriter) finish() {
 		return
 	}
 	s := w.st.s.Load()
-	if s == nil || s.sh == nil {
+	if s == nil || !s.shared() {
 		return
 	}
 	if err := w.save(s); err != nil {
