@@ -97,3 +97,18 @@ func TestManagerRenew(t *testing.T) {
 	}
 	assert.Zero(t, log.len(), "no termination hook ran")
 }
+
+// TestManagerTouchExpired: Touch of a session that has expired, not yet
+// swept, brings nothing back on Redis either.
+func TestManagerTouchExpired(t *testing.T) {
+	ms, _ := newManagers(t, 1, sessions.Config{IdleTimeout: 50 * time.Millisecond, DisableAutoCleanup: true})
+	ctx := t.Context()
+	s, err := ms[0].Create(ctx, "tess", nil)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return time.Now().After(s.ExpiresAt()) }, 5*time.Second, time.Millisecond)
+	s.Touch()
+	assert.ErrorIs(t, s.Save(ctx), sessions.ErrNotFound)
+	assert.ErrorIs(t, ms[0].Touch(ctx, s.ID()), sessions.ErrNotFound)
+	_, err = ms[0].Get(ctx, s.ID())
+	assert.ErrorIs(t, err, sessions.ErrNotFound)
+}
