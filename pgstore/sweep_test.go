@@ -95,6 +95,7 @@ func TestSweepUnderLoad(t *testing.T) {
 		Keys: testKeys, IdleTimeout: idle, MaxSessionsPerUser: 3, DisableAutoCleanup: true,
 	}, sessions.WithStore(storeOn(t, seedPool, c.table)))
 	require.NoError(t, err)
+	seeder.OnTerminate(c.log.hook(3)) // its Creates end the user's sessions that expired meanwhile
 	t.Cleanup(func() { _ = seeder.Close() })
 	ids := make([]string, sweepN)
 	var wg sync.WaitGroup
@@ -132,6 +133,7 @@ func TestSweepUnderLoad(t *testing.T) {
 		"hooks ran for only some sessions")
 	close(stop)
 	traffic.Wait()
+	require.NoError(t, seeder.Close())
 	c.close()
 	require.True(t, ok, "%d of %d endings handled", expired(), sweepN)
 
@@ -151,7 +153,9 @@ func TestSweepUnderLoad(t *testing.T) {
 	assert.Empty(t, c.tr.errorCodes(), "the server answered errors (40P01 deadlock, 40001 serialization...)")
 	assert.Zero(t, c.storeErrors(), "store errors")
 	assert.Positive(t, logins.Load())
-	assert.Len(t, byManager, 3, "every manager swept some")
+	for i := range c.ms {
+		assert.Positive(t, byManager[i], "manager %d swept none", i)
+	}
 	n, _, err := c.stores[0].Count(context.Background(), time.Now())
 	require.NoError(t, err)
 	assert.Zero(t, n, "sessions left live")
