@@ -131,9 +131,34 @@
 //   - All, Count and Expired run one script per shard, and Ack of a claim
 //     made by another process one per shard.
 //
-// The sessions of one shard share a slot, so WithShards bounds how many
-// cluster nodes the store spreads over (16 by default). Every process
-// must use the same number of shards.
+// The sessions of one shard share a slot. On a Cluster client the store
+// has DefaultClusterShards (60) shards unless WithShards says otherwise,
+// and their hash tags ("i" or "i.j") are chosen so that shard i's slot
+// lies in the middle of the i-th 60th of the slot space: the masters of a
+// cluster whose slots are split evenly among 2, 3, 4, 5, 6, 10 or 12 of
+// them hold the same number of shards each (20 each on 3 masters), and
+// sessions spread evenly. Every process must use the same number of
+// shards. Each shard costs All, Count and Expired one script.
+//
+// # Failover
+//
+// Redis replicates asynchronously: when a master fails over (Sentinel or
+// Cluster), the changes it had not yet sent to the promoted replica are
+// lost. Without WithDurability a logout may be undone (the session works
+// again and may later get a second hook), a login lost, and an expiry
+// claimed or acknowledged just before handed out again. With
+// WithDurability(n, timeout) every call that creates or ends sessions
+// returns success only once n replicas have acknowledged its change (WAIT
+// on the connection that made it); otherwise it returns an error wrapping
+// ErrNotDurable, and the change, made on the master, may or may not
+// survive a failover.
+//
+// On Cluster the store adds a hook to the client that asks it to reload
+// its slot map (at most every 100 ms) when a command fails with a
+// connection error, a timeout, CLUSTERDOWN, MOVED, ASK, TRYAGAIN or
+// READONLY, so that the store follows a failover as soon as the cluster
+// has promoted a replica, instead of at go-redis's periodic reload (every
+// 60 s by default).
 //
 // # Costs and caveats
 //
