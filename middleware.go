@@ -300,8 +300,16 @@ func (m *Manager) End(w http.ResponseWriter, r *http.Request) error {
 //
 // Remembering needs Cookie.MaxAge: without it RememberMe(w, r, true)
 // returns an error wrapping ErrInvalidConfig. A request with no live
-// session is ErrNotFound. Whatever the cookie, the session itself still ends
-// after IdleTimeout without activity and at AbsoluteTimeout.
+// session is ErrNotFound.
+//
+// How the limits combine: the server ends the session IdleTimeout after
+// its last request, or AbsoluteTimeout after it was created, whichever
+// comes first, whatever the cookie. The browser drops a persistent cookie
+// MaxAge after it was last issued (Start, RememberMe, or a request more
+// than MaxAge/10 after the last issue), and a browser-session cookie when
+// it closes. The user stays signed in while both hold: with MaxAge at
+// least IdleTimeout, a persistent cookie never ends a session the server
+// would keep, and the session ends exactly as the server decides.
 func (m *Manager) RememberMe(w http.ResponseWriter, r *http.Request, remember bool) error {
 	if m.closed.Load() {
 		return ErrClosed
