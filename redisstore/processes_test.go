@@ -258,8 +258,8 @@ func createExpiring(t *testing.T, c redis.UniversalClient, prefix string, n int,
 
 // sweepFigures counts, for the sessions in ids, which never ran their
 // hooks (lost), which ran them more than once (doubled), and of those,
-// which ran them twice with one run by the killed process (the documented
-// crash window: hooks run, not yet acknowledged).
+// which ran them twice with one run by the killed (or frozen) process (the
+// documented crash window: hooks run, not yet acknowledged).
 type sweepFigures struct {
 	sessions, runs, lost, doubled, crashWindow, unknown int
 }
@@ -356,6 +356,61 @@ func TestSweeperProcessesOneKilled(t *testing.T) {
 	}
 	assert.Empty(t, keysMatching(t, c, prefix, "}:c:"), "claims left unacknowledged")
 	assert.Empty(t, keysMatching(t, c, prefix, "}:s:"), "sessions left live")
+}
+
+// TestSweeperProcessPaused: three sweeper processes share 3,000 expiries;
+// one is frozen (SIGSTOP, as a long GC pause or a VM migration would) for
+// twice the lease, mid-sweep, then resumes. Its claims lapse while it is
+// frozen and the others take them over: every ending runs its hooks, and
+// an ending runs them twice only if the frozen process is one of the two
+// runners (the window a lapsed lease opens, as a crash does). The test
+// reports how many.
+func TestSweeperProcessPaused(t *testing.T) {
+	const n, lease, hookTime, idle = 3000, time.Second, 1500 * time.Microsecond, time.Second
+	start := time.Now()
+	srv := startRedis(t)
+	c := redis.NewClient(&redis.Options{Addr: srv.addr})
+	t.Cleanup(func() { _ = c.Close() })
+	const prefix = "paused:"
+	logPath := filepath.Join(t.TempDir(), "hooks.log")
+	ps := startSweepers(t, 3, srv.addr, prefix, logPath, lease, hookTime)
+	frozen := ps[0].cmd.Process.Pid
+
+	ids := createExpiring(t, c, prefix, n, idle)
+	var atStop hookFile
+	require.Eventually(t, func() bool {
+		atStop = readHookFile(t, logPath)
+		return atStop.by[frozen] >= 100
+	}, 30*time.Second, 2*time.Millisecond, "the process to freeze never ran 100 hooks")
+	require.NoError(t, ps[0].cmd.Process.Signal(syscall.SIGSTOP))
+	t.Cleanup(func() { _ = ps[0].cmd.Process.Signal(syscall.SIGCONT) })
+	stoppedAt := time.Now()
+	claims := len(keysMatching(t, c, prefix, "}:c:"))
+	require.Eventually(t, func() bool { return time.Since(stoppedAt) > 2*lease }, 10*time.Second, 10*time.Millisecond)
+	mid := readHookFile(t, logPath)
+	require.NoError(t, ps[0].cmd.Process.Signal(syscall.SIGCONT))
+	t.Logf("froze %d for %v having run %d hooks (%d in all, %d claims outstanding); %d in all when it resumed",
+		frozen, time.Since(stoppedAt).Round(time.Millisecond), atStop.by[frozen], atStop.lines, claims, mid.lines)
+	assert.Less(t, atStop.lines, n, "the sweep was over before the freeze")
+
+	var h hookFile
+	ok := assert.Eventually(t, func() bool {
+		h = readHookFile(t, logPath)
+		return len(h.runs) >= n
+	}, 45*time.Second, 20*time.Millisecond)
+	settle := time.Now().Add(2 * lease)
+	require.Eventually(t, func() bool { return time.Now().After(settle) }, 10*time.Second, 10*time.Millisecond)
+	for _, p := range ps {
+		p.stop(t)
+	}
+	h = readHookFile(t, logPath)
+	f := figuresOf(h, ids, frozen)
+	t.Logf("%v (window: one run by the frozen process); runs by process %v; %v in all", f, h.by, time.Since(start).Round(time.Millisecond))
+	require.True(t, ok, "endings never handled: %v", f)
+	assert.Zero(t, f.lost, "endings lost")
+	assert.Zero(t, f.unknown, "hooks for sessions never created")
+	assert.Zero(t, f.doubled, "endings whose hooks ran twice, neither run by the frozen process")
+	assert.Empty(t, keysMatching(t, c, prefix, "}:c:"), "claims left unacknowledged")
 }
 
 // TestSweeperProcessBacklog: one sweeper process finds 3,000 endings due
