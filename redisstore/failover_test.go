@@ -350,12 +350,13 @@ func TestDurabilityStandaloneReplica(t *testing.T) {
 	host, port, err := net.SplitHostPort(master.addr)
 	require.NoError(t, err)
 	replica := startRedis(t, "--replicaof", host, port)
-	rcl := redis.NewClient(&redis.Options{Addr: replica.addr})
-	defer rcl.Close()
+	mcl := redis.NewClient(&redis.Options{Addr: master.addr})
+	defer mcl.Close()
 	ctx := t.Context()
 	require.Eventually(t, func() bool {
-		info, err := rcl.Info(ctx, "replication").Result()
-		return err == nil && strings.Contains(info, "master_link_status:up")
+		// Online once it has sent its first acknowledgement.
+		info, err := mcl.Info(ctx, "replication").Result()
+		return err == nil && strings.Contains(info, "state=online")
 	}, 10*time.Second, 20*time.Millisecond, "replica in sync")
 
 	c := redis.NewClient(&redis.Options{Addr: master.addr})

@@ -206,6 +206,13 @@ func (c *Cluster) WaitHealthy(ctx context.Context) error {
 			if strings.Contains(repl, "role:slave") && !strings.Contains(repl, "master_link_status:up") {
 				return fmt.Errorf("%s: replica not in sync", nd.Addr)
 			}
+			// A master counts a replica for WAIT once it is online (it
+			// has sent its first acknowledgement).
+			for _, line := range strings.Split(repl, "\n") {
+				if strings.HasPrefix(line, "slave") && strings.Contains(line, "ip=") && !strings.Contains(line, "state=online") {
+					return fmt.Errorf("%s: replica not online: %s", nd.Addr, strings.TrimSpace(line))
+				}
+			}
 			if masters != "" && view != masters {
 				return fmt.Errorf("nodes disagree on masters: %s / %s", masters, view)
 			}
