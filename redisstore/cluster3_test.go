@@ -68,6 +68,18 @@ func TestCluster3(t *testing.T) {
 			assert.True(t, strings.HasPrefix(tag, fmt.Sprint(i)), "tag %q of shard %d", tag, i)
 		}
 		assert.Equal(t, []int{20, 20, 20}, perMaster)
+
+		// What a sweep with nothing due costs: one script per shard.
+		for _, n := range []int{16, DefaultClusterShards} {
+			s := newStore(t, cc, WithShards(n))
+			const calls = 20
+			start := time.Now()
+			for range calls {
+				_, err := s.Expired(ctx, time.Now(), 100)
+				require.NoError(t, err)
+			}
+			t.Logf("Expired with nothing due, %d shards: %v a call", n, time.Since(start)/calls)
+		}
 		assert.False(t, s.isShard("60"))
 		assert.False(t, s.isShard("x"))
 		assert.False(t, s.isShard(""))
