@@ -154,7 +154,8 @@ func parsePages() (map[string]*template.Template, error) {
 			}
 			return "just now"
 		},
-		"dur": roundDur,
+		"dur":   roundDur,
+		"human": humanDur,
 	}
 	pages := make(map[string]*template.Template)
 	for _, name := range []string{"signin", "home", "devices", "log", "error"} {
@@ -167,6 +168,23 @@ func parsePages() (map[string]*template.Template, error) {
 	return pages, nil
 }
 
+// humanDur renders a whole number of hours, minutes or seconds in words
+// ("30 minutes"), anything else as roundDur does.
+func humanDur(d time.Duration) string {
+	for _, u := range []struct {
+		d    time.Duration
+		name string
+	}{{time.Hour, "hour"}, {time.Minute, "minute"}, {time.Second, "second"}} {
+		if d >= u.d && d%u.d == 0 {
+			if n := int64(d / u.d); n != 1 {
+				return fmt.Sprintf("%d %ss", n, u.name)
+			}
+			return "1 " + u.name
+		}
+	}
+	return roundDur(d)
+}
+
 // roundDur renders d to the second ("0s" for less), for people.
 func roundDur(d time.Duration) string {
 	if d < time.Second {
@@ -175,10 +193,9 @@ func roundDur(d time.Duration) string {
 	return d.Round(time.Second).String()
 }
 
-// routes returns the app's handler. The pages that deal with sessions sit
-// behind the session middleware; the termination log and the favicon do
-// not, so that watching the log (it refreshes itself) or a favicon fetch
-// does not count as activity and keep a session alive. Every unsafe request
+// routes returns the app's handler. Every page sits behind the session
+// middleware; the favicon does not, so that a favicon fetch does not count
+// as activity and keep a session alive. Every unsafe request
 // also passes net/http's cross-origin protection (Sec-Fetch-Site / Origin),
 // which covers the sign-in form, where no session-bound CSRF token exists
 // yet.
@@ -189,6 +206,7 @@ func (a *app) routes() http.Handler {
 	inner.HandleFunc("POST /signin", a.signIn)
 	inner.HandleFunc("POST /signout", a.signOut)
 	inner.HandleFunc("GET /devices", a.devices)
+	inner.HandleFunc("GET /log", a.terminationLog)
 	inner.HandleFunc("POST /devices/signout", a.signOutDevice)
 	inner.HandleFunc("POST /devices/signout-others", a.signOutOthers)
 	inner.HandleFunc("POST /reauth", a.reauthenticate)
@@ -197,7 +215,6 @@ func (a *app) routes() http.Handler {
 
 	mux := http.NewServeMux()
 	mux.Handle("/", a.m.Middleware(inner))
-	mux.HandleFunc("GET /log", a.terminationLog)
 	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, _ *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 	})
@@ -219,14 +236,13 @@ func securityHeaders(next http.Handler) http.Handler {
 
 // view is what every page template gets.
 type view struct {
-	Title   string
-	Page    string // the id of the page's <main>: "page-" + Page
-	User    string // signed-in user, "" for none
-	CSRF    string // the session's CSRF token, for the forms
-	Refresh int    // seconds between automatic reloads; 0 → none
-	Flash   string // a notice, such as why the user was signed out
-	Error   string
-	Data    any
+	Title string
+	Page  string // the id of the page's <main>: "page-" + Page
+	User  string // signed-in user, "" for none
+	CSRF  string // the session's CSRF token, for the forms
+	Flash string // a notice, such as why the user was signed out
+	Error string
+	Data  any
 }
 
 // render executes the page into a buffer first, so a template error becomes
@@ -375,14 +391,20 @@ func (a *app) signInForm(w http.ResponseWriter, r *http.Request) {
 	a.render(w, http.StatusOK, "signin", view{
 		Title: "Sign in",
 		Flash: a.signedOutMessage(r.URL.Query().Get("ended")),
-		Data:  signInData{Users: demoUsers(), Password: demoPassword},
+		Data:  a.signInData(""),
 	})
 }
 
 type signInData struct {
 	Users    []string
 	Password string
-	User     string // the name typed, when the form comes back with an error
+	User     string        // the name typed, when the form comes back with an error
+	Idle     time.Duration // the idle timeout, stated on the form
+	Max      int           // the per-user limit; -1 → none
+}
+
+func (a *app) signInData(user string) signInData {
+	return signInData{Users: demoUsers(), Password: demoPassword, User: user, Idle: a.idle, Max: a.maxPerUser}
 }
 
 func (a *app) signIn(w http.ResponseWriter, r *http.Request) {
@@ -392,7 +414,7 @@ func (a *app) signIn(w http.ResponseWriter, r *http.Request) {
 		a.render(w, http.StatusUnauthorized, "signin", view{
 			Title: "Sign in",
 			Error: "Unknown user or wrong password.",
-			Data:  signInData{Users: demoUsers(), Password: demoPassword, User: user},
+			Data:  a.signInData(user),
 		})
 		return
 	}
@@ -691,14 +713,29 @@ func (a *app) reauthenticate(w http.ResponseWriter, r *http.Request) {
 
 type logData struct {
 	Entries []logEntry
-	Stats   sessions.Stats
+	Size    int // how many endings the app keeps, all users together
 }
 
-func (a *app) terminationLog(w http.ResponseWriter, _ *http.Request) {
+// terminationLog shows the signed-in user the endings of their own
+// sessions: which device, when and why. Other users' endings are theirs
+// alone. The page does not reload itself: that would be activity, and
+// would keep the session it is viewed from alive forever.
+func (a *app) terminationLog(w http.ResponseWriter, r *http.Request) {
+	s, ok := a.session(w, r)
+	if !ok {
+		return
+	}
+	var own []logEntry
+	for _, e := range a.terminations() {
+		if e.User == s.UserID() {
+			own = append(own, e)
+		}
+	}
 	a.render(w, http.StatusOK, "log", view{
-		Title:   "Termination log",
-		Refresh: 2,
-		Data:    logData{Entries: a.terminations(), Stats: a.m.Stats()},
+		Title: "Your sign-outs",
+		User:  s.UserID(),
+		CSRF:  csrfOf(s),
+		Data:  logData{Entries: own, Size: logSize},
 	})
 }
 

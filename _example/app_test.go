@@ -449,7 +449,7 @@ func TestTerminationLogIsBounded(t *testing.T) {
 	a, h := newTestApp(t, appConfig{})
 	for i := range logSize + reasonsSize + 5 {
 		a.recordEnd(sessions.Event{
-			SessionID: "s" + string(rune('a'+i%26)), UserID: "u", Reason: sessions.ReasonIdle,
+			SessionID: "s" + string(rune('a'+i%26)), UserID: "alice", Reason: sessions.ReasonIdle,
 			At: time.Unix(int64(i), 0), Data: map[string]any{keyTag: "tag" + time.Unix(int64(i), 0).String()},
 		})
 	}
@@ -462,10 +462,63 @@ func TestTerminationLogIsBounded(t *testing.T) {
 	assert.Len(t, a.order, reasonsSize)
 	a.mu.Unlock()
 
-	res := newClient(t, h, "").get("/log")
+	c := newClient(t, h, "")
+	c.signIn("alice")
+	res := c.get("/log")
 	require.Equal(t, http.StatusOK, res.StatusCode)
-	assert.Contains(t, res.body, `http-equiv="refresh"`)
 	assert.Equal(t, logSize, strings.Count(res.body, `class="reason reason-idle"`))
+}
+
+// TestTerminationLogIsTheUsersOwn: the log needs a signed-in user, shows
+// only that user's endings, keeps the navigation, and does not reload
+// itself (a reload is activity: it would keep the session alive).
+func TestTerminationLogIsTheUsersOwn(t *testing.T) {
+	a, h := newTestApp(t, appConfig{})
+
+	anon := newClient(t, h, "")
+	res := anon.get("/log")
+	assert.Equal(t, http.StatusSeeOther, res.StatusCode)
+	assert.Equal(t, "/signin", res.Header.Get("Location"))
+
+	alice, bob := newClient(t, h, firefoxWindows), newClient(t, h, chromeMac)
+	token := bob.signIn("bob")
+	alice.signIn("alice")
+	res = bob.do(http.MethodPost, "/signout", url.Values{"csrf": {token}}, nil)
+	require.Equal(t, http.StatusSeeOther, res.StatusCode)
+	waitForEnding(t, a, "bob", "logout")
+	bob.signIn("bob")
+
+	res = alice.get("/log")
+	require.Equal(t, http.StatusOK, res.StatusCode)
+	assert.Contains(t, res.body, "None of your sessions has ended yet.")
+	assert.NotContains(t, res.body, "Chrome 120 on macOS", "bob's ending is not alice's business")
+	assert.Contains(t, res.body, `href="/devices"`, "the navigation is there")
+	assert.Contains(t, res.body, "Sign out alice")
+	assert.NotContains(t, res.body, `http-equiv="refresh"`)
+
+	res = bob.get("/log")
+	require.Equal(t, http.StatusOK, res.StatusCode)
+	assert.Equal(t, 1, strings.Count(res.body, `class="reason reason-logout"`), res.body)
+	assert.Contains(t, res.body, "Chrome 120 on macOS")
+	assert.Contains(t, res.body, `href="/log"`)
+}
+
+func TestSignInPageStatesTheRules(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  sessions.Config
+		want []string
+	}{
+		{sessions.Config{}, []string{"after <strong>30 minutes</strong> without activity", "on <strong>5</strong> devices at a time", "signs out the one used least recently"}},
+		{sessions.Config{IdleTimeout: 2 * time.Second, MaxSessionsPerUser: 1}, []string{"after <strong>2 seconds</strong> without activity", "on <strong>1</strong> device at a time"}},
+		{sessions.Config{IdleTimeout: 90 * time.Second, MaxSessionsPerUser: sessions.Unlimited}, []string{"after <strong>90 seconds</strong> without activity", "on any number of devices"}},
+	} {
+		_, h := newTestApp(t, appConfig{Sessions: tc.cfg})
+		res := newClient(t, h, "").get("/signin")
+		require.Equal(t, http.StatusOK, res.StatusCode)
+		for _, w := range tc.want {
+			assert.Contains(t, res.body, w)
+		}
+	}
 }
 
 func TestDescribeDevice(t *testing.T) {

@@ -212,6 +212,11 @@ func testDevicesInBrowser(t *testing.T, browser context.Context) {
 	laptop := newDevice(t, browser, base, "laptop", "") // Chromium's own User-Agent
 	desktop := newDevice(t, browser, base, "desktop", firefoxWindows)
 
+	// The sign-in page states the rules a user is about to live by.
+	require.Equal(t, "signin", laptop.open("/signin"))
+	assert.Contains(t, laptop.text("#rules"), "signed out after 30 minutes without activity")
+	assert.Contains(t, laptop.text("#rules"), "on 2 devices at a time")
+
 	// Signing in sets the session cookie; Chromium keeps it with its
 	// __Host- prefix (Secure, Path=/, no Domain) on http://127.0.0.1,
 	// which it treats as a secure context.
@@ -265,6 +270,16 @@ func testDevicesInBrowser(t *testing.T, browser context.Context) {
 	require.Equal(t, "signin", desktop.open("/devices"))
 	assert.Contains(t, desktop.text("#flash"), "signed out on this device from another of your devices")
 	assert.Empty(t, desktop.cookies(), "the dead session's cookie was expired")
+
+	// "Your sign-outs", reached from the navigation, says which device was
+	// signed out and why.
+	require.Equal(t, "log", laptop.click(`nav a[href="/log"]`))
+	rows = eval[[]string](laptop, `[...document.querySelectorAll("#log tbody tr")].map(r => r.innerText)`)
+	require.NotEmpty(t, rows)
+	assert.Contains(t, rows[0], desktopID)
+	assert.Contains(t, rows[0], "Firefox 128 on Windows")
+	assert.Contains(t, rows[0], "terminated")
+	assert.Contains(t, laptop.text("nav"), "Your devices", "the log keeps the navigation")
 
 	// With a limit of 2, a third device signs out the least recently
 	// active one: the laptop, idle since it signed the desktop out.
