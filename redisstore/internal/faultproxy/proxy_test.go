@@ -207,7 +207,7 @@ func TestStall(t *testing.T) {
 	// The SET read before the stall began is delivered now (the client has
 	// given up on that connection).
 	require.Eventually(t, func() bool { return d.Exists(ctx, prefix+"held").Val() == 1 }, 5*time.Second, 5*time.Millisecond)
-	require.NoError(t, c.Ping(ctx).Err())
+	require.NoError(t, client(t, p, redis.Options{}).Ping(ctx).Err())
 
 	slow := client(t, p, redis.Options{ReadTimeout: 5 * time.Second})
 	require.NoError(t, slow.Ping(ctx).Err())
@@ -231,7 +231,7 @@ func TestStallOn(t *testing.T) {
 	require.EqualValues(t, 2, d.Exists(ctx, prefix+"a", prefix+"b", prefix+"c").Val())
 	p.Reset()
 	p.Release()
-	require.NoError(t, c.Del(ctx, prefix+"b").Err(), "the stall was armed once")
+	require.NoError(t, client(t, p, redis.Options{}).Del(ctx, prefix+"b").Err(), "the stall was armed once")
 	require.EqualValues(t, 1, d.Exists(ctx, prefix+"a", prefix+"b", prefix+"c").Val(), "the held DEL and SET were dropped by Reset")
 }
 
@@ -248,7 +248,7 @@ func TestResetDropsHeld(t *testing.T) {
 	require.Error(t, c.Set(ctx, prefix+"lost", "1", 0).Err())
 	require.GreaterOrEqual(t, p.Reset(), 1)
 	p.Release()
-	require.NoError(t, c.Ping(ctx).Err(), "a new connection works")
+	require.NoError(t, client(t, p, redis.Options{}).Ping(ctx).Err(), "a new connection works")
 	require.Zero(t, d.Exists(ctx, prefix+"lost").Val(), "a reset drops what was held")
 
 	// A reset cuts a connection at once: its next read fails.
@@ -268,7 +268,7 @@ func TestResetDropsHeld(t *testing.T) {
 	require.False(t, errors.As(err, &ne) && ne.Timeout(), "want the connection closed, got %v", err)
 	require.Error(t, err)
 	require.Eventually(t, func() bool { return p.Conns() == 0 }, time.Second, time.Millisecond)
-	require.NoError(t, c.Ping(ctx).Err(), "the client reconnects")
+	require.NoError(t, client(t, p, redis.Options{}).Ping(ctx).Err(), "the client reconnects")
 }
 
 // TestCloseUnderLoad: Close during a stall with clients blocked in flight
