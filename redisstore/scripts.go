@@ -29,7 +29,17 @@ const prelude = "#!lua\n" + helpers
 
 // helpers is prelude without its "#!lua" line, for scripts that define the
 // helpers only on the paths that need them (Lua creates a closure for each
-// local function every time the definition runs).
+// local function every time the definition runs). Besides key names and
+// TTLs: keep(name, us) makes an index outlive a deadline us by the grace,
+// extending it by one grace more when it must (so seldom; PEXPIRETIME is
+// one read); count keeps P{k}:n, the number of entries each user index
+// should hold, in step with ZADD/ZREM on it; forget and finish drop a
+// session from its indexes; find looks for a session whose pointer is
+// missing and re-creates the pointer (standalone only: the scripts cannot
+// reach another slot on Cluster); repoint re-creates a missing pointer of
+// a live session met by a listing; members returns a user index's entries,
+// rebuilding the index from P{k}:e first when P{k}:n says it lost some;
+// touch records activity.
 const helpers = `
 local P, N, GRACE, INLINE = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4] == '1'
 local function key(k, s) return P .. '{' .. k .. '}:' .. s end
@@ -37,6 +47,7 @@ local function shard(h) return tonumber(string.sub(h, 1, 4), 16) % N end
 local function ptr(h) return key(shard(h), 'p:' .. h) end
 local function ttl(name, us) redis.call('PEXPIREAT', name, math.floor(us / 1000) + GRACE) end
 local function keepAt(name, ms)
+  if ms <= 0 then return end
   local t = redis.call('PEXPIRETIME', name)
   if t == -1 or (t >= 0 and t < ms) then redis.call('PEXPIREAT', name, ms + GRACE) end
 end

@@ -346,11 +346,13 @@ func (s *Store) load(ctx context.Context, op, id string, at time.Time, activate 
 	if activate {
 		mode = "1"
 	}
-	atus, now := micros(at), micros(s.o.now())
-	if !activate {
-		now = atus // Load passes the store's clock as at
+	atus := micros(at)
+	atArg := any(atus)
+	nowArg := atArg // Load passes the store's clock as at
+	if activate {
+		nowArg = micros(s.o.now())
 	}
-	res, err := loadScript.Run(ctx, s.c, keys, s.args(h, k, atus, mode, at.UnixNano(), s.o.touchWindow, now)...).Text()
+	res, err := loadScript.Run(ctx, s.c, keys, s.args(h, k, atArg, mode, at.UnixNano(), s.o.touchWindow, nowArg)...).Text()
 	if errors.Is(err, redis.Nil) {
 		return sessions.Record{}, errNotFound
 	}
