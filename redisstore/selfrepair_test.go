@@ -180,3 +180,61 @@ func TestShardIndexLoss(t *testing.T) {
 	require.NoError(t, err)
 	assert.Len(t, got, 1)
 }
+
+// TestUserCountInStep: the count P{k}:n of each user stays equal to the
+// entries of the user's index through creates, evictions, deletes, sweeps
+// and phantom drops, so no path rebuilds an index that lost nothing (a
+// rebuild reads the whole shard).
+func TestUserCountInStep(t *testing.T) {
+	c := newClient(t)
+	s := newStore(t, c, WithShards(2))
+	ctx := t.Context()
+	users := []string{"ann", "ben", "cat"}
+	var ids []string
+	for i := range 30 {
+		user := users[i%3]
+		idle := time.Hour
+		if i%4 == 0 {
+			idle = time.Millisecond // swept below
+		}
+		r := rec(user, idle)
+		_, err := s.Create(ctx, r, 4, sessions.EvictOldest)
+		require.NoError(t, err)
+		ids = append(ids, r.ID)
+	}
+	for _, id := range ids[:5] {
+		_, _ = s.Delete(ctx, id) // some were evicted already
+	}
+	// A phantom: a session key deleted behind the store's back.
+	list, err := s.UserSessions(ctx, "ben")
+	require.NoError(t, err)
+	require.NotEmpty(t, list)
+	k := s.shardOf(hashUser("ben"))
+	members := c.ZRange(ctx, s.key(k, "u:"+hashUser("ben")), 0, -1).Val()
+	require.NotEmpty(t, members)
+	require.EqualValues(t, 1, c.Del(ctx, s.key(k, "s:"+members[0])).Val())
+	recs, err := s.Expired(ctx, time.Now().Add(time.Second), 100)
+	require.NoError(t, err)
+	require.NoError(t, s.Ack(ctx, claimsOf(recs)))
+
+	inStep := func(why string) {
+		t.Helper()
+		for _, u := range users {
+			uh := hashUser(u)
+			k := s.shardOf(uh)
+			n, _ := c.HGet(ctx, s.key(k, "n"), uh).Int64()
+			assert.Equal(t, c.ZCard(ctx, s.key(k, "u:"+uh)).Val(), n, "count of %s %s", u, why)
+		}
+	}
+	_, err = s.UserSessions(ctx, "ben") // drops the phantom
+	require.NoError(t, err)
+	inStep("after creates, evictions, deletes, a sweep and a phantom")
+	for _, u := range users {
+		_, err := s.DeleteUser(ctx, u)
+		require.NoError(t, err)
+	}
+	inStep("after DeleteUser")
+	for _, k := range s.shardID {
+		assert.Zero(t, c.Exists(ctx, s.key(k, "n")).Val(), "P{%s}:n left after every user's sessions ended", k)
+	}
+}
