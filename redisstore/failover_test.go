@@ -360,7 +360,7 @@ func TestDurabilityStandaloneReplica(t *testing.T) {
 	}, 10*time.Second, 20*time.Millisecond, "replica in sync")
 
 	c := redis.NewClient(&redis.Options{Addr: master.addr})
-	t.Cleanup(func() { _ = c.Close() }) // after newStore's cleanup
+	t.Cleanup(func() { _ = c.Close() })                   // after newStore's cleanup
 	s := newStore(t, c, WithDurability(1, 2*time.Second)) // generous: a loaded machine
 	r := rec("rita", time.Hour)
 	_, err = s.Create(ctx, r, 5, sessions.EvictOldest)
