@@ -56,7 +56,8 @@ type Manager struct {
 	keeper  *claimKeeper // holds a shared store's claims; nil with the memory store
 	web     webState     // web.go: token header, one-time warnings
 
-	closed atomic.Bool
+	closed  atomic.Bool
+	closing chan struct{} // closed when Close starts: sweeps stop waiting for hooks
 	// guard is held for reading by every operation that may end sessions,
 	// so that Close can wait for them before it drains the hooks.
 	guard     sync.RWMutex
@@ -124,6 +125,7 @@ func NewManager(cfg Config, opts ...Option) (*Manager, error) {
 		cookies: newCookieCodec(cfg.Cookie, keys),
 		hooks:   newHookRunner(o.log, settle),
 		keeper:  keeper,
+		closing: make(chan struct{}),
 		web:     webState{webOptions: o.web},
 	}
 	if isMem {
@@ -368,6 +370,7 @@ func (m *Manager) OnTerminate(hook func(Event)) {
 func (m *Manager) Close() error {
 	m.closeOnce.Do(func() {
 		m.closed.Store(true)
+		close(m.closing)
 		if m.stopSweep != nil {
 			m.stopSweep() // a sweep in progress stops at its next batch
 		}
@@ -379,9 +382,16 @@ func (m *Manager) Close() error {
 		if mb, ok := m.b.(*memBackend); ok && mb.st.detach() {
 			m.fire(mb.shutdown(time.Now())...)
 		}
-		m.hooks.close()
-		if m.keeper != nil {
-			m.keeper.close() // after the hooks: it acknowledges their claims
+		if m.keeper != nil && m.hooks.inHook() {
+			// Close from a hook: the keeper must outlive the hooks queued
+			// behind this one, to acknowledge their claims.
+			m.hooks.enqueue(hookJob{after: m.keeper.close})
+			m.hooks.close()
+		} else {
+			m.hooks.close()
+			if m.keeper != nil {
+				m.keeper.close() // after the hooks: it acknowledges their claims
+			}
 		}
 	})
 	return nil

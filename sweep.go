@@ -57,6 +57,8 @@ func (m *Manager) sweep(ctx context.Context) (int, error) {
 				case <-pending:
 				case <-ctx.Done():
 					return total, ctx.Err()
+				case <-m.closing: // a hook may be closing the manager
+					return total, nil
 				}
 			}
 			pending = m.hooks.drained()

@@ -176,3 +176,42 @@ func TestRotatedKeyClaimAcknowledged(t *testing.T) {
 		assert.Equal(t, sessions.ReasonIdle, ev.Reason)
 	}
 }
+
+// TestCloseFromAHookKeepsClaims: a hook that closes its manager while the
+// hooks of a sweep are still queued; those hooks still run once, and their
+// claims are acknowledged, not left to lapse to another manager.
+func TestCloseFromAHookKeepsClaims(t *testing.T) {
+	const n, lease = 300, 150 * time.Millisecond
+	stores := storesOn(t, 2, WithLease(lease))
+	expireSessions(t, stores[0], testKeys, n)
+
+	log := newHookLog()
+	m, err := sessions.NewManager(sessions.Config{Keys: testKeys, DisableAutoCleanup: true}, sessions.WithStore(stores[0]))
+	require.NoError(t, err)
+	hook := log.hook(0)
+	var closing atomic.Bool
+	m.OnTerminate(func(ev sessions.Event) {
+		if closing.CompareAndSwap(false, true) {
+			assert.NoError(t, m.Close()) // from the hook: does not wait for the queue
+		}
+		time.Sleep(time.Millisecond) // the queue outlives a lease
+		hook(ev)
+	})
+	other, err := sessions.NewManager(sessions.Config{Keys: testKeys, CleanupInterval: 20 * time.Millisecond}, sessions.WithStore(stores[1]))
+	require.NoError(t, err)
+	defer other.Close()
+	other.OnTerminate(log.hook(1))
+
+	ended, err := m.Cleanup(t.Context())
+	require.NoError(t, err)
+	require.Equal(t, n, ended)
+	require.Eventually(t, func() bool { return log.len() == n && len(claimKeys(t, stores[0])) == 0 },
+		10*time.Second, 10*time.Millisecond, "hooks ran for %d of %d endings", log.len(), n)
+	time.Sleep(2 * lease) // a claim left unacknowledged would be handed out again by now
+	require.NoError(t, other.Close())
+	require.NoError(t, m.Close())
+	log.requireOnce(t)
+	for _, by := range log.by {
+		require.Equal(t, []int{0}, by, "an ending went to the manager that did not claim it")
+	}
+}
