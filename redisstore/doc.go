@@ -77,10 +77,13 @@
 //     re-create the missing pointer of each live session they meet. A user
 //     index P{k}:u:<uh> that lost entries is rebuilt from the shard index
 //     when UserSessions, DeleteUser or a limited Create reads it: the
-//     count of each user's sessions kept in P{k}:n tells, at the cost of
-//     one HGET, that entries are missing (a rebuild reads the whole shard
-//     index). Not repaired: a user index lost together with its count
-//     entry (until each session's next activity write adds it back), and
+//     count of the user's sessions kept in P{k}:n:<uh> tells, at the cost
+//     of one GET, that entries are missing (a rebuild costs one HMGET per
+//     session of the shard, and the server serves nothing else meanwhile).
+//     The count expires with its index, so an
+//     index dropped by its TTL is not taken for lost. Not repaired: a user
+//     index lost together with its count (until each session's next
+//     activity write adds it back), and
 //     the shard index P{k}:e: a session enters it again on its next
 //     activity write or Update, but one never active again is neither
 //     counted by Count and All nor swept by Expired, and its key's TTL
@@ -88,7 +91,7 @@
 //   - Every key has a TTL: a session's key, its deadline plus WithGrace
 //     (one hour by default), so nothing lives forever even if no sweeper
 //     runs (a session dropped that way ends without hooks); the indexes
-//     P{k}:u, P{k}:e, P{k}:n and P{k}:l, past the latest deadline or lease
+//     P{k}:u, P{k}:n, P{k}:e and P{k}:l, past the latest deadline or lease
 //     they hold plus the grace (extended, by one grace more, when an entry
 //     would outlive them); reply keys, two minutes. Under a volatile-*
 //     maxmemory policy every key can therefore be evicted; see the repair
@@ -104,7 +107,7 @@
 //	P{k}:u:<uh>  zset   the user's live sessions, scored by last activity
 //	P{k}:e       zset   the shard's live sessions, scored by deadline
 //	P{k}:l       zset   the shard's claimed sessions, scored by lease end
-//	P{k}:n       hash   uh → how many sessions P{k}:u:<uh> should hold
+//	P{k}:n:<uh>  string how many sessions P{k}:u:<uh> should hold (expires with it)
 //	P{j}:p:<h>   string k, the shard of the session (j is h's own shard)
 //	P{k}:r:<t>   the reply of the call with op token t, kept for its resends
 //

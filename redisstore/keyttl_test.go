@@ -20,7 +20,12 @@ func TestEveryKeyHasTTL(t *testing.T) {
 	s := newStore(t, c, WithGrace(grace), WithShards(2))
 	ctx := t.Context()
 	now := time.Now()
-	var latest time.Time
+	latest := map[string]time.Time{} // index key → the latest deadline it holds
+	later := func(key string, dl time.Time) {
+		if dl.After(latest[key]) {
+			latest[key] = dl
+		}
+	}
 	for i := range 6 {
 		user := ""
 		if i%2 == 0 {
@@ -31,8 +36,15 @@ func TestEveryKeyHasTTL(t *testing.T) {
 		require.NoError(t, err)
 		at := now.Add(time.Duration(i) * time.Minute)
 		require.NoError(t, s.Update(ctx, r.ID, at, map[string][]byte{"x": []byte("y")}, nil))
-		if d := at.Add(r.IdleTimeout); d.After(latest) {
-			latest = d
+		dl := at.Add(r.IdleTimeout)
+		if user != "" {
+			uh := hashUser(user)
+			k := s.shardOf(uh)
+			later(s.key(k, "e"), dl)
+			later(s.key(k, "u:"+uh), dl)
+			later(s.key(k, "n:"+uh), dl)
+		} else {
+			later(s.key(s.shardOf(hashID(r.ID)), "e"), dl)
 		}
 	}
 	gone := rec("wanda", time.Millisecond)
@@ -41,6 +53,7 @@ func TestEveryKeyHasTTL(t *testing.T) {
 	claimed, err := s.Expired(ctx, time.Now().Add(time.Second), 10) // leaves a claim
 	require.NoError(t, err)
 	require.Len(t, claimed, 1)
+	later(s.key(s.shardOf(hashUser("wanda")), "l"), claimed[0].LeaseEnd)
 
 	kinds := map[string]bool{}
 	for _, key := range keysUnder(t, c, s.o.prefix) {
@@ -49,11 +62,13 @@ func TestEveryKeyHasTTL(t *testing.T) {
 		kinds[kind] = true
 		exp := c.PExpireTime(ctx, key).Val()
 		require.Positive(t, exp, "key %s has no TTL", key)
-		if kind == "e" || kind == "u" || kind == "n" {
-			assert.GreaterOrEqual(t, int64(exp), latest.Add(grace).UnixMilli()-1,
+		if dl, ok := latest[key]; ok {
+			assert.GreaterOrEqual(t, exp.Milliseconds(), dl.Add(grace).UnixMilli()-1,
 				"index %s expires before the latest deadline it holds plus the grace", key)
+			delete(latest, key)
 		}
 	}
+	assert.Empty(t, latest, "indexes not found")
 	for _, kind := range []string{"s", "c", "u", "e", "l", "n", "p"} {
 		assert.True(t, kinds[kind], "no %q key was checked", kind)
 	}

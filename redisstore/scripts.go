@@ -22,7 +22,7 @@ import "github.com/redis/go-redis/v9"
 //	P{k}:u:<uh>  zset: the user's live sessions, scored by last activity
 //	P{k}:e       zset: the shard's live sessions, scored by deadline
 //	P{k}:l       zset: the shard's claimed sessions, scored by lease end
-//	P{k}:n       hash: uh → how many sessions P{k}:u:<uh> should list
+//	P{k}:n:<uh>  string: how many sessions P{k}:u:<uh> should list
 //	P{j}:p:<h>   string: k, the shard of the session (j is h's own shard)
 //	P{k}:r:<t>   the reply of the call with op token t, for its retries
 const prelude = "#!lua\n" + helpers
@@ -32,13 +32,15 @@ const prelude = "#!lua\n" + helpers
 // local function every time the definition runs). Besides key names and
 // TTLs: keep(name, us) makes an index outlive a deadline us by the grace,
 // extending it by one grace more when it must (so seldom; PEXPIRETIME is
-// one read); count keeps P{k}:n, the number of entries each user index
-// should hold, in step with ZADD/ZREM on it; forget and finish drop a
+// one read); count keeps P{k}:n:<uh>, the number of entries the user
+// index should hold, in step with ZADD/ZREM on it, and keepUser gives it
+// the index's expiry, so that an index expiring by its TTL takes its count
+// along and is not taken for lost; forget and finish drop a
 // session from its indexes; find looks for a session whose pointer is
 // missing and re-creates the pointer (standalone only: the scripts cannot
 // reach another slot on Cluster); repoint re-creates a missing pointer of
 // a live session met by a listing; members returns a user index's entries,
-// rebuilding the index from P{k}:e first when P{k}:n says it lost some;
+// rebuilding the index from P{k}:e first when its count says it lost some;
 // touch records activity.
 const helpers = `
 local P, N, GRACE, INLINE = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4] == '1'
@@ -52,8 +54,28 @@ local function keepAt(name, ms)
   if t == -1 or (t >= 0 and t < ms) then redis.call('PEXPIREAT', name, ms + GRACE) end
 end
 local function keep(name, us) keepAt(name, math.floor(us / 1000) + GRACE) end
+local function keepUser(k, uh, us)
+  local U, C = key(k, 'u:' .. uh), key(k, 'n:' .. uh)
+  local ms = math.floor(us / 1000) + GRACE
+  local t = redis.call('PEXPIRETIME', U)
+  if t == -1 or (t >= 0 and t < ms) then
+    redis.call('PEXPIREAT', U, ms + GRACE)
+    redis.call('PEXPIREAT', C, ms + GRACE)
+  end
+end
 local function count(k, uh, d)
-  if redis.call('HINCRBY', key(k, 'n'), uh, d) <= 0 then redis.call('HDEL', key(k, 'n'), uh) end
+  local C = key(k, 'n:' .. uh)
+  local n = redis.call('INCRBY', C, d)
+  if n <= 0 then redis.call('DEL', C)
+  elseif n == d then
+    local t = redis.call('PEXPIRETIME', key(k, 'u:' .. uh))
+    if t > 0 then redis.call('PEXPIREAT', C, t) end
+  end
+end
+local function setCount(k, uh, n)
+  local C = key(k, 'n:' .. uh)
+  local t = redis.call('PEXPIRETIME', key(k, 'u:' .. uh))
+  if n > 0 and t > 0 then redis.call('SET', C, n, 'PXAT', t) else redis.call('DEL', C) end
 end
 local function forget(k, h, uh)
   redis.call('ZREM', key(k, 'e'), h)
@@ -89,26 +111,19 @@ local function rebuild(k, uh)
     local f = redis.call('HMGET', key(k, 's:' .. m), 'uh', 'au', 'dl')
     if f[1] == uh then
       redis.call('ZADD', U, f[2], m)
-      keep(U, tonumber(f[3]))
+      keepUser(k, uh, tonumber(f[3]))
     end
   end
-  local n = redis.call('ZCARD', U)
-  if n > 0 then
-    redis.call('HSET', key(k, 'n'), uh, n)
-    keepAt(key(k, 'n'), redis.call('PEXPIRETIME', U))
-  else redis.call('HDEL', key(k, 'n'), uh) end
+  setCount(k, uh, redis.call('ZCARD', U))
 end
 local function members(k, uh)
   local U = key(k, 'u:' .. uh)
   local ms = redis.call('ZRANGE', U, 0, -1)
-  local n = tonumber(redis.call('HGET', key(k, 'n'), uh)) or 0
+  local n = tonumber(redis.call('GET', key(k, 'n:' .. uh))) or 0
   if #ms < n then
     rebuild(k, uh)
     ms = redis.call('ZRANGE', U, 0, -1)
-  elseif #ms > n then
-    redis.call('HSET', key(k, 'n'), uh, #ms)
-    keepAt(key(k, 'n'), redis.call('PEXPIRETIME', U))
-  end
+  elseif #ms > n then setCount(k, uh, #ms) end
   return ms
 end
 local function touch(k, h, rk, at, atns)
@@ -127,8 +142,7 @@ local function touch(k, h, rk, at, atns)
   if uh ~= '' then
     local U = key(k, 'u:' .. uh)
     redis.call('ZADD', U, au, h)
-    keep(U, dl)
-    keep(key(k, 'n'), dl)
+    keepUser(k, uh, dl)
   end
   if INLINE then ttl(ptr(h), dl) end
   return dl
@@ -174,8 +188,7 @@ if uh ~= '' then
     end
   end
   if redis.call('ZADD', U, au, h) == 1 then count(k, uh, 1) end
-  keep(U, keepUntil)
-  keep(key(k, 'n'), keepUntil)
+  keepUser(k, uh, keepUntil)
 end
 if #ARGV < 8000 then redis.call('HSET', rk, unpack(ARGV, 13))
 else
@@ -289,7 +302,7 @@ return redis.call('HGETALL', KEYS[2])
 // userScript returns (ARGV[8] "0") or removes and returns (ARGV[8] "1")
 // the live sessions of a user. KEYS[1]: P{k}:u:<uh>; KEYS[2], when
 // removing: the reply key of this call. ARGV[5..7]: k, uh, now. A user
-// index that lost entries (its count in P{k}:n says so) is rebuilt first;
+// index that lost entries (its count P{k}:n:<uh> says so) is rebuilt first;
 // on standalone Redis a listed session's missing pointer is re-created.
 var userScript = redis.NewScript(prelude + `
 local k, uh, now, del = ARGV[5], ARGV[6], tonumber(ARGV[7]), ARGV[8] == '1'

@@ -1,6 +1,8 @@
 package redisstore
 
 import (
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -140,7 +142,7 @@ func testUserIndexRepair(t *testing.T, c redis.UniversalClient) {
 	assert.Equal(t, 5, n)
 	assert.Zero(t, users)
 	// The count of the user is gone with the sessions: no rebuild next time.
-	assert.Zero(t, c.HExists(ctx, s.key(k, "n"), uh).Val())
+	assert.Zero(t, c.Exists(ctx, s.key(k, "n:"+uh)).Val())
 }
 
 func TestPointerRepair(t *testing.T) {
@@ -181,7 +183,7 @@ func TestShardIndexLoss(t *testing.T) {
 	assert.Len(t, got, 1)
 }
 
-// TestUserCountInStep: the count P{k}:n of each user stays equal to the
+// TestUserCountInStep: the count P{k}:n:<uh> of each user stays equal to the
 // entries of the user's index through creates, evictions, deletes, sweeps
 // and phantom drops, so no path rebuilds an index that lost nothing (a
 // rebuild reads the whole shard).
@@ -222,7 +224,7 @@ func TestUserCountInStep(t *testing.T) {
 		for _, u := range users {
 			uh := hashUser(u)
 			k := s.shardOf(uh)
-			n, _ := c.HGet(ctx, s.key(k, "n"), uh).Int64()
+			n, _ := c.Get(ctx, s.key(k, "n:"+uh)).Int64()
 			assert.Equal(t, c.ZCard(ctx, s.key(k, "u:"+uh)).Val(), n, "count of %s %s", u, why)
 		}
 	}
@@ -234,7 +236,58 @@ func TestUserCountInStep(t *testing.T) {
 		require.NoError(t, err)
 	}
 	inStep("after DeleteUser")
-	for _, k := range s.shardID {
-		assert.Zero(t, c.Exists(ctx, s.key(k, "n")).Val(), "P{%s}:n left after every user's sessions ended", k)
+	for _, key := range keysUnder(t, c, s.o.prefix) {
+		assert.NotContains(t, key, "}:n:", "a count left after every user's sessions ended")
 	}
+}
+
+// TestExpiredUserIndexNotRebuilt: a user index that expired by its TTL
+// (no sweeper ran for its sessions' deadline plus the grace) takes its
+// count along, so the user's next call does not read the whole shard for
+// a rebuild; one deleted behind the store's back is rebuilt.
+func TestExpiredUserIndexNotRebuilt(t *testing.T) {
+	p := startRedis(t) // a server of its own: the test reads its command counts
+	c := redis.NewClient(&redis.Options{Addr: p.addr})
+	t.Cleanup(func() { _ = c.Close() })
+	ctx := t.Context()
+	const grace = 5 * time.Millisecond
+	s := newStore(t, c, WithShards(1), WithGrace(grace))
+	for range 50 {
+		_, err := s.Create(ctx, rec("", time.Hour), 0, sessions.EvictOldest)
+		require.NoError(t, err)
+	}
+	// Another user's live session keeps the shard's other keys alive.
+	_, err := s.Create(ctx, rec("yolanda", time.Hour), 0, sessions.EvictOldest)
+	require.NoError(t, err)
+	short := rec("zack", time.Millisecond)
+	_, err = s.Create(ctx, short, 0, sessions.EvictOldest)
+	require.NoError(t, err)
+	U := s.key("0", "u:"+hashUser("zack"))
+	require.Eventually(t, func() bool { return c.Exists(ctx, U).Val() == 0 }, 5*time.Second, time.Millisecond,
+		"the user index never expired")
+	hmgets := func() int64 {
+		for _, line := range strings.Split(c.Info(ctx, "commandstats").Val(), "\n") {
+			if v, ok := strings.CutPrefix(line, "cmdstat_hmget:calls="); ok {
+				n, _ := strconv.ParseInt(v[:strings.IndexByte(v, ',')], 10, 64)
+				return n
+			}
+		}
+		return 0
+	}
+	before := hmgets()
+	list, err := s.UserSessions(ctx, "zack")
+	require.NoError(t, err)
+	assert.Empty(t, list)
+	assert.Equal(t, before, hmgets(), "UserSessions read the shard for a rebuild")
+
+	// A live user whose index is deleted is rebuilt: one HMGET per
+	// session of the shard.
+	_, err = s.Create(ctx, rec("zack", time.Hour), 0, sessions.EvictOldest)
+	require.NoError(t, err)
+	require.EqualValues(t, 1, c.Del(ctx, U).Val())
+	before = hmgets()
+	list, err = s.UserSessions(ctx, "zack")
+	require.NoError(t, err)
+	assert.Len(t, list, 1)
+	assert.GreaterOrEqual(t, hmgets()-before, int64(52))
 }
