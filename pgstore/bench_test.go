@@ -1,0 +1,186 @@
+package pgstore
+
+import (
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/tokyopredictor/sessions"
+)
+
+// The benchmarks compare the store's read hit with the floor any
+// PostgreSQL-backed session pays: one plain primary-key SELECT of the same
+// row, through the same pool. Run them interleaved, for example:
+//
+//	for i in 1 2 3 4 5 6; do go test -run '^$' -bench 'ReadHit' -count 1 . ; done
+//
+// Each benchmark fills a fresh table with benchLive sessions of 500 users.
+
+const benchLive = 1000
+
+// benchStore returns a store over a fresh table with benchLive sessions
+// (idle timeout one hour, so Activate writes nothing during a run), and
+// their IDs.
+func benchStore(b *testing.B) (*Store, []string) {
+	p := newPool(b)
+	s := newStore(b, p)
+	ids := make([]string, benchLive)
+	for i := range ids {
+		r := rec(fmt.Sprint("u", i%500), time.Hour)
+		r.Values = map[string][]byte{"user_id": []byte("\x01u123456"), "saldo": []byte("\x03\x07\xd0")}
+		_, err := s.Create(b.Context(), r, 0, sessions.EvictOldest)
+		require.NoError(b, err)
+		ids[i] = r.ID
+	}
+	return s, ids
+}
+
+// BenchmarkReadHit: Activate of a live session (the Middleware's read)
+// against Load and against a plain SELECT of the same row by key.
+func BenchmarkReadHit(b *testing.B) {
+	s, ids := benchStore(b)
+	plain := "SELECT " + cols + " FROM " + pgx.Identifier{s.table}.Sanitize() + " WHERE key = $1"
+	b.Run("op=activate", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			_, err := s.Activate(b.Context(), ids[i%len(ids)], time.Now())
+			require.NoError(b, err)
+			i++
+		}
+	})
+	b.Run("op=load", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			_, err := s.Load(b.Context(), ids[i%len(ids)])
+			require.NoError(b, err)
+			i++
+		}
+	})
+	b.Run("op=plain-select", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			var r row
+			require.NoError(b, s.pool.QueryRow(b.Context(), plain, hashID(ids[i%len(ids)])).Scan(r.dest()...))
+			i++
+		}
+	})
+}
+
+// BenchmarkReadHitParallel is BenchmarkReadHit with every CPU's goroutine
+// at work on the pool.
+func BenchmarkReadHitParallel(b *testing.B) {
+	s, ids := benchStore(b)
+	plain := "SELECT " + cols + " FROM " + pgx.Identifier{s.table}.Sanitize() + " WHERE key = $1"
+	b.Run("op=activate", func(b *testing.B) {
+		b.RunParallel(func(pb *testing.PB) {
+			i := 0
+			for pb.Next() {
+				if _, err := s.Activate(b.Context(), ids[i%len(ids)], time.Now()); err != nil {
+					b.Error(err)
+					return
+				}
+				i += 7
+			}
+		})
+	})
+	b.Run("op=plain-select", func(b *testing.B) {
+		b.RunParallel(func(pb *testing.PB) {
+			i := 0
+			for pb.Next() {
+				var r row
+				if err := s.pool.QueryRow(b.Context(), plain, hashID(ids[i%len(ids)])).Scan(r.dest()...); err != nil {
+					b.Error(err)
+					return
+				}
+				i += 7
+			}
+		})
+	})
+}
+
+// discard is a ResponseWriter that keeps the status and headers only.
+type discard struct {
+	h    http.Header
+	code int
+}
+
+func (d *discard) Header() http.Header         { return d.h }
+func (d *discard) Write(p []byte) (int, error) { return len(p), nil }
+func (d *discard) WriteHeader(code int)        { d.code = code }
+
+// BenchmarkMiddlewareReadHit: a request whose handler reads its session,
+// through the Manager's Middleware on the store, against a bare handler
+// that runs the plain SELECT of the same row.
+func BenchmarkMiddlewareReadHit(b *testing.B) {
+	p := newPool(b)
+	s := newStore(b, p)
+	m, err := sessions.NewManager(sessions.Config{Keys: testKeys, IdleTimeout: time.Hour, DisableAutoCleanup: true,
+		MaxSessionsPerUser: sessions.Unlimited, Cookie: sessions.CookieConfig{Insecure: true}}, sessions.WithStore(s))
+	require.NoError(b, err)
+	b.Cleanup(func() { _ = m.Close() })
+	const n = 200
+	cookies := make([]string, n)
+	keys := make([][]byte, n)
+	for i := range cookies {
+		sess, err := m.Create(b.Context(), fmt.Sprint("u", i), map[string]any{"user_id": "u123456", "saldo": 1000})
+		require.NoError(b, err)
+		token, err := m.Token(sess)
+		require.NoError(b, err)
+		cookies[i] = "session=" + token
+		keys[i] = hashID(sess.ID())
+	}
+	request := func(i int) *http.Request {
+		r, _ := http.NewRequest(http.MethodGet, "http://example.com/", nil)
+		r.Header.Set("Cookie", cookies[i%n])
+		return r
+	}
+	b.Run("stack=sessions", func(b *testing.B) {
+		h := m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			sess, ok := sessions.FromContext(r.Context())
+			if !ok {
+				b.Error("no session")
+				return
+			}
+			if v, _ := sess.Get("user_id"); v != "u123456" {
+				b.Errorf("user_id %v", v)
+			}
+		}))
+		d := &discard{h: http.Header{}}
+		i := 0
+		for b.Loop() {
+			h.ServeHTTP(d, request(i))
+			i++
+		}
+	})
+	plain := "SELECT " + cols + " FROM " + pgx.Identifier{s.table}.Sanitize() + " WHERE key = $1"
+	b.Run("stack=plain-select", func(b *testing.B) {
+		d := &discard{h: http.Header{}}
+		i := 0
+		for b.Loop() {
+			r := request(i)
+			var rw row
+			if err := p.QueryRow(r.Context(), plain, keys[i%n]).Scan(rw.dest()...); err != nil {
+				b.Error(err)
+			}
+			d.WriteHeader(http.StatusOK)
+			i++
+		}
+	})
+}
+
+// BenchmarkCreate: Create of a user's session with a limit (the user's
+// lock, expired clearing, eviction check and insert in one round trip).
+func BenchmarkCreate(b *testing.B) {
+	p := newPool(b)
+	s := newStore(b, p)
+	i := 0
+	for b.Loop() {
+		_, err := s.Create(b.Context(), rec(fmt.Sprint("u", i%1000), time.Hour), 5, 0)
+		require.NoError(b, err)
+		i++
+	}
+}
