@@ -262,6 +262,10 @@ func createExpiring(t *testing.T, c redis.UniversalClient, prefix string, n int,
 // documented crash window: hooks run, not yet acknowledged).
 type sweepFigures struct {
 	sessions, runs, lost, doubled, crashWindow, unknown int
+	// patterns counts the doubled endings by who ran them, in order: "K"
+	// the killed (or frozen) process, "S" a survivor; "SK" ran first on a
+	// survivor, then on the killed process.
+	patterns map[string]int
 }
 
 func figuresOf(h hookFile, ids map[string]bool, killed int) sweepFigures {
@@ -279,11 +283,19 @@ func figuresOf(h hookFile, ids map[string]bool, killed int) sweepFigures {
 			continue
 		}
 		byKilled := 0
+		var pattern strings.Builder
 		for _, p := range pids {
 			if p == killed {
 				byKilled++
+				pattern.WriteByte('K')
+			} else {
+				pattern.WriteByte('S')
 			}
 		}
+		if f.patterns == nil {
+			f.patterns = map[string]int{}
+		}
+		f.patterns[pattern.String()]++
 		if len(pids) == 2 && byKilled == 1 {
 			f.crashWindow++
 		} else {
@@ -294,8 +306,8 @@ func figuresOf(h hookFile, ids map[string]bool, killed int) sweepFigures {
 }
 
 func (f sweepFigures) String() string {
-	return fmt.Sprintf("%d sessions, %d hook runs, %d lost, %d doubled, %d in the crash window, %d unknown",
-		f.sessions, f.runs, f.lost, f.doubled, f.crashWindow, f.unknown)
+	return fmt.Sprintf("%d sessions, %d hook runs, %d lost, %d doubled, %d in the crash window, %d unknown; doubled by who ran them %v",
+		f.sessions, f.runs, f.lost, f.doubled, f.crashWindow, f.unknown, f.patterns)
 }
 
 // TestSweeperProcessesOneKilled: three sweeper processes with a short
@@ -366,7 +378,7 @@ func TestSweeperProcessesOneKilled(t *testing.T) {
 // runners (the window a lapsed lease opens, as a crash does). The test
 // reports how many.
 func TestSweeperProcessPaused(t *testing.T) {
-	const n, lease, hookTime, idle = 3000, time.Second, 1500 * time.Microsecond, time.Second
+	const n, lease, hookTime, idle = 3000, 1500 * time.Millisecond, 1500 * time.Microsecond, time.Second
 	start := time.Now()
 	srv := startRedis(t)
 	c := redis.NewClient(&redis.Options{Addr: srv.addr})
