@@ -36,6 +36,7 @@ type Option func(*options)
 type options struct {
 	prefix      string
 	shards      int
+	shardsSet   bool // WithShards was given
 	lease       time.Duration
 	grace       time.Duration
 	touchWindow float64
@@ -54,7 +55,7 @@ func WithPrefix(prefix string) Option { return func(o *options) { o.prefix = pre
 // (60) on a Cluster client, whose shards are spread evenly over the slots;
 // the maximum is 4096. Every process sharing the store must use the same
 // number: changing it orphans the sessions already stored.
-func WithShards(n int) Option { return func(o *options) { o.shards = n } }
+func WithShards(n int) Option { return func(o *options) { o.shards, o.shardsSet = n, true } }
 
 // WithLease sets how long a session claimed by Expired stays claimed
 // without Ack before a later Expired returns it again (the claimer is then
@@ -127,7 +128,7 @@ func New(client redis.UniversalClient, opts ...Option) (*Store, error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	if o.shards == 0 {
+	if !o.shardsSet {
 		o.shards = defaultShards(client)
 	}
 	switch {
