@@ -121,7 +121,8 @@ type wrkResult struct {
 	errors           int // non-2xx answers and socket errors
 	p50, p99         time.Duration
 	redisCmds        int64 // Redis commands meanwhile (every client's)
-	redisUsec        int64 // Redis CPU time spent on them, µs
+	redisUsec        int64 // Redis time executing them, µs (commandstats)
+	redisCPU         int64 // Redis process CPU time meanwhile, µs (INFO cpu: I/O included)
 	statusErr, sockE int
 }
 
@@ -206,6 +207,7 @@ func startServer(t *testing.T, v httpVariant, n int, dir string, pin bool) (*ser
 		s.cmd.Env = append(s.cmd.Env, "GOMAXPROCS=1")
 	}
 	s.cmd.Stderr = os.Stderr
+	dieWithParent(s.cmd)
 	stdout, err := s.cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
@@ -252,14 +254,25 @@ func (s *server) stop() {
 	}
 }
 
-// redisCmdStats sums calls and usec over INFO commandstats, but for INFO's
-// own.
-func redisCmdStats(c goredis.UniversalClient) (calls, usec int64, err error) {
-	info, err := c.Info(context.Background(), "commandstats").Result()
+// redisStats is what Redis has counted so far: commands (but INFO), the
+// time spent executing them and its process's CPU time, in µs.
+type redisStats struct{ calls, usec, cpu int64 }
+
+func redisCmdStats(c goredis.UniversalClient) (st redisStats, err error) {
+	info, err := c.Info(context.Background(), "commandstats", "cpu").Result()
 	if err != nil {
-		return 0, 0, err
+		return st, err
 	}
 	for line := range strings.SplitSeq(info, "\n") {
+		line = strings.TrimSpace(line)
+		if v, ok := strings.CutPrefix(line, "used_cpu_sys:"); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			st.cpu += int64(f * 1e6)
+		}
+		if v, ok := strings.CutPrefix(line, "used_cpu_user:"); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			st.cpu += int64(f * 1e6)
+		}
 		_, stats, ok := strings.Cut(strings.TrimSpace(line), ":")
 		if !ok || !strings.HasPrefix(line, "cmdstat_") || strings.HasPrefix(line, "cmdstat_info:") {
 			continue
@@ -269,13 +282,13 @@ func redisCmdStats(c goredis.UniversalClient) (calls, usec int64, err error) {
 			n, _ := strconv.ParseInt(val, 10, 64)
 			switch k {
 			case "calls":
-				calls += n
+				st.calls += n
 			case "usec":
-				usec += n
+				st.usec += n
 			}
 		}
 	}
-	return calls, usec, nil
+	return st, nil
 }
 
 // runWrk runs wrk against s for d seconds with conns connections, pinned to
@@ -284,10 +297,10 @@ func redisCmdStats(c goredis.UniversalClient) (calls, usec int64, err error) {
 func runWrk(ctx context.Context, s *server, script string, d, conns int, pin bool, rc goredis.UniversalClient) (wrkResult, error) {
 	name, args := pinned(pin, "1", "wrk", "-t1", "-c"+strconv.Itoa(conns), "-d"+strconv.Itoa(d)+"s",
 		"--timeout", "5s", "-s", script, "http://"+s.addr+"/", "--", s.cookies)
-	var c0, u0 int64
+	var st0 redisStats
 	if rc != nil {
 		var err error
-		if c0, u0, err = redisCmdStats(rc); err != nil {
+		if st0, err = redisCmdStats(rc); err != nil {
 			return wrkResult{}, err
 		}
 	}
@@ -300,11 +313,11 @@ func runWrk(ctx context.Context, s *server, script string, d, conns int, pin boo
 		return res, err
 	}
 	if rc != nil {
-		c1, u1, err := redisCmdStats(rc)
+		st1, err := redisCmdStats(rc)
 		if err != nil {
 			return res, err
 		}
-		res.redisCmds, res.redisUsec = c1-c0, u1-u0
+		res.redisCmds, res.redisUsec, res.redisCPU = st1.calls-st0.calls, st1.usec-st0.usec, st1.cpu-st0.cpu
 	}
 	if res.errors > 0 {
 		return res, fmt.Errorf("%s: %d non-2xx answers, %d socket errors of %d requests:\n%s",
@@ -488,8 +501,8 @@ func redisNote(r wrkResult) string {
 	if r.redisCmds == 0 {
 		return ""
 	}
-	return fmt.Sprintf("  Redis %.2f cmds/req, %.1f µs/req", float64(r.redisCmds)/float64(r.requests),
-		float64(r.redisUsec)/float64(r.requests))
+	return fmt.Sprintf("  Redis %.2f cmds/req, %.1f µs/req executing, %.1f µs/req CPU", float64(r.redisCmds)/float64(r.requests),
+		float64(r.redisUsec)/float64(r.requests), float64(r.redisCPU)/float64(r.requests))
 }
 
 func cpuModel() string {
@@ -515,11 +528,11 @@ func median(xs []float64) float64 {
 // Each variant's ratio is the median of its per-round ratios to bare in the
 // same round, so that a round slowed down for everyone does not count.
 func printHTTPTable(w io.Writer, variants []httpVariant, results map[string][]wrkResult) {
-	fmt.Fprintf(w, "\n| variant | req/s | × bare | p50 | p99 | Redis cmds/req | Redis µs/req |\n|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(w, "\n| variant | req/s | × bare | p50 | p99 | Redis cmds/req | Redis µs/req executing | Redis CPU µs/req |\n|---|---|---|---|---|---|---|---|\n")
 	bare := results["bare"]
 	for _, v := range variants {
 		rs := results[v.name]
-		var rps, p50, p99, ratio, cmds, usec []float64
+		var rps, p50, p99, ratio, cmds, usec, cpu []float64
 		for i, r := range rs {
 			rps = append(rps, r.rps())
 			p50 = append(p50, float64(r.p50))
@@ -529,16 +542,17 @@ func printHTTPTable(w io.Writer, variants []httpVariant, results map[string][]wr
 			}
 			cmds = append(cmds, float64(r.redisCmds)/float64(r.requests))
 			usec = append(usec, float64(r.redisUsec)/float64(r.requests))
+			cpu = append(cpu, float64(r.redisCPU)/float64(r.requests))
 		}
-		rt, rcmds, rusec := "—", "—", "—"
+		rt, rcmds, rusec, rcpu := "—", "—", "—", "—"
 		if len(ratio) > 0 {
 			rt = fmt.Sprintf("%.2f×", median(ratio))
 		}
 		if v.redis {
-			rcmds, rusec = fmt.Sprintf("%.2f", median(cmds)), fmt.Sprintf("%.1f", median(usec))
+			rcmds, rusec, rcpu = fmt.Sprintf("%.2f", median(cmds)), fmt.Sprintf("%.1f", median(usec)), fmt.Sprintf("%.1f", median(cpu))
 		}
-		fmt.Fprintf(w, "| %s | %.1fk | %s | %s | %s | %s | %s |\n", v.name, median(rps)/1000, rt,
-			time.Duration(median(p50)).Round(time.Microsecond), time.Duration(median(p99)).Round(time.Microsecond), rcmds, rusec)
+		fmt.Fprintf(w, "| %s | %.1fk | %s | %s | %s | %s | %s | %s |\n", v.name, median(rps)/1000, rt,
+			time.Duration(median(p50)).Round(time.Microsecond), time.Duration(median(p99)).Round(time.Microsecond), rcmds, rusec, rcpu)
 	}
 }
 

@@ -53,6 +53,7 @@ func privateRedis(t *testing.T) string {
 	cmd := exec.Command(bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
 		"--dir", t.TempDir())
 	cmd.Stdout, cmd.Stderr = nil, os.Stderr
+	dieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
