@@ -54,6 +54,7 @@ type Manager struct {
 	b       backend
 	hooks   *hookRunner
 	keeper  *claimKeeper // holds a shared store's claims; nil with the memory store
+	retry   *retrier     // finishes a shared store's unanswered calls; nil with the memory store
 	web     webState     // web.go: token header, one-time warnings
 
 	closed  atomic.Bool
@@ -113,9 +114,11 @@ func NewManager(cfg Config, opts ...Option) (*Manager, error) {
 	cfg.Keys = keys
 
 	var keeper *claimKeeper
+	var retry *retrier
 	var settle func(string)
 	if !isMem {
 		keeper = newClaimKeeper(o.store, o.log)
+		retry = newRetrier(o.log)
 		settle = keeper.settle
 	}
 	m := &Manager{
@@ -126,6 +129,7 @@ func NewManager(cfg Config, opts ...Option) (*Manager, error) {
 		hooks:   newHookRunner(o.log, settle),
 		keeper:  keeper,
 		closing: make(chan struct{}),
+		retry:   retry,
 		web:     webState{webOptions: o.web},
 	}
 	if isMem {
@@ -138,6 +142,7 @@ func NewManager(cfg Config, opts ...Option) (*Manager, error) {
 		if err != nil {
 			m.hooks.close()
 			m.keeper.close()
+			m.retry.close()
 			return nil, fmt.Errorf("sessions: %w", err)
 		}
 		m.b = &storeBackend{st: o.store, cfg: &m.cfg, sealer: sealer, log: o.log, closed: &m.closed}
@@ -197,6 +202,15 @@ func (m *Manager) create(ctx context.Context, userID string, data map[string]any
 		m.stats.rejected.Add(1)
 		return nil, err
 	case err != nil:
+		if unanswered(err) && m.retry != nil { // it may exist all the same: end it (retry.go)
+			m.retry.add("create "+logID(id.String()), func(ctx context.Context) bool {
+				ev, err := m.b.end(ctx, id, ReasonTerminated, time.Now())
+				if err == nil {
+					m.fire(ev)
+				}
+				return !unanswered(err)
+			})
+		}
 		return nil, m.storeErr("create", err)
 	}
 	m.stats.created.Add(1)
@@ -279,6 +293,15 @@ func (m *Manager) end(ctx context.Context, id uuid.UUID, reason Reason) error {
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
 			return err
+		}
+		if unanswered(err) && m.retry != nil { // it may have ended all the same: finish it (retry.go)
+			m.retry.add("end "+logID(id.String()), func(ctx context.Context) bool {
+				ev, err := m.b.end(ctx, id, reason, time.Now())
+				if err == nil {
+					m.fire(ev)
+				}
+				return !unanswered(err)
+			})
 		}
 		return m.storeErr("end", err)
 	}
@@ -378,6 +401,9 @@ func (m *Manager) Close() error {
 		m.guard.Unlock()
 		if m.stopSweep != nil {
 			<-m.sweepDone
+		}
+		if m.retry != nil {
+			m.retry.close() // before the hooks: it may fire some
 		}
 		if mb, ok := m.b.(*memBackend); ok && mb.st.detach() {
 			m.fire(mb.shutdown(time.Now())...)

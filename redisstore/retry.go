@@ -66,6 +66,59 @@ func (s *Store) replyKey(k string) string {
 	return s.key(k, "r:"+s.opBase+strconv.FormatUint(n, 36))
 }
 
+// A call that failed with anything but an answer (a connection lost after
+// every resend, a timeout) may have run on the server all the same. Its
+// reply key is kept, by what the call acted on ("c:"/"d:" and the session
+// hash, "u:" and the user hash), so that the next call on the same
+// session or user from this Store, a caller's retry, uses it again and gets
+// the first run's reply: a logout retried after a lost reply returns the
+// ended record, and its hooks run, instead of "not found". A call takes the
+// key out while it runs, so two concurrent calls never share one.
+
+// unanswered is a failed call's reply key and when it was made.
+type unanswered struct {
+	key string
+	at  time.Time
+}
+
+// maxUnanswered bounds the failed calls a Store remembers.
+const maxUnanswered = 4096
+
+// takeReplyKey returns the reply key of the last unanswered call on what,
+// if it is recent enough to be recognised by the server, or a fresh one in
+// shard k's slot.
+func (s *Store) takeReplyKey(what, k string) string {
+	s.mu.Lock()
+	u, ok := s.unanswered[what]
+	delete(s.unanswered, what)
+	s.mu.Unlock()
+	if ok && time.Since(u.at) < replyTTL-10*time.Second {
+		return u.key
+	}
+	return s.replyKey(k)
+}
+
+// settleReplyKey records how a call that used key ended: when err is not an
+// answer from the server (nil, redis.Nil, or an error reply), the key is
+// kept for the next call on what.
+func (s *Store) settleReplyKey(what, key string, err error) {
+	if err == nil || errors.Is(err, redis.Nil) {
+		return
+	}
+	var reply redis.Error
+	if errors.As(err, &reply) {
+		return
+	}
+	s.mu.Lock()
+	if len(s.unanswered) >= maxUnanswered {
+		clear(s.unanswered)
+	}
+	if _, ok := s.unanswered[what]; !ok {
+		s.unanswered[what] = unanswered{key: key, at: time.Now()}
+	}
+	s.mu.Unlock()
+}
+
 // setNewPointer writes the pointer of a new session on Cluster, before the
 // script adds the session. A pointer that exists already with the same
 // shard is taken as this Create's own, written by an earlier attempt of the

@@ -108,6 +108,8 @@ type Store struct {
 	// On Cluster, the shard of each session ID hash, once looked up (a
 	// session never changes shard), and how long its pointer lives.
 	shardMap map[string]pointer
+	// The reply keys of calls that got no answer (retry.go).
+	unanswered map[string]unanswered
 }
 
 // New returns a Store that keeps sessions through client, which may be a
@@ -150,7 +152,7 @@ func New(client redis.UniversalClient, opts ...Option) (*Store, error) {
 		return nil, o.wait.check()
 	}
 	_, cluster := client.(*redis.ClusterClient)
-	s := &Store{c: client, o: o, cluster: cluster}
+	s := &Store{c: client, o: o, cluster: cluster, unanswered: make(map[string]unanswered)}
 	inline := "1"
 	if cluster {
 		inline = "0"
@@ -256,7 +258,9 @@ func (s *Store) Create(ctx context.Context, rec sessions.Record, limit int, poli
 		}
 		s.setPointer(h, k, until)
 	}
-	res, err := s.run(ctx, true, createScript, []string{s.key(k, "e"), s.replyKey(k)}, args...).Slice()
+	rk := s.takeReplyKey("c:"+h, k)
+	res, err := s.run(ctx, true, createScript, []string{s.key(k, "e"), rk}, args...).Slice()
+	s.settleReplyKey("c:"+h, rk, err)
 	if err != nil {
 		// On Cluster the pointer stays: the script may have run before the
 		// connection failed, and a pointer to nothing is harmless.
@@ -500,11 +504,13 @@ func (s *Store) Delete(ctx context.Context, id string) (sessions.Record, error) 
 	if err != nil {
 		return sessions.Record{}, fmt.Errorf("redisstore: delete: %w", err)
 	}
-	rk := s.replyKey(k)
+	slot := k
 	if k == "" {
-		rk = s.replyKey(s.shardOf(h)) // the pointer's slot, KEYS[1]'s
+		slot = s.shardOf(h) // the pointer's slot, KEYS[1]'s
 	}
+	rk := s.takeReplyKey("d:"+h, slot)
 	res, err := s.run(ctx, true, deleteScript, append(keys, rk), s.args(h, k, micros(s.o.now()))...).Slice()
+	s.settleReplyKey("d:"+h, rk, err)
 	if errors.Is(err, redis.Nil) {
 		return sessions.Record{}, errNotFound
 	}
@@ -548,9 +554,12 @@ func (s *Store) user(ctx context.Context, userID string, del bool) ([]sessions.R
 	k := s.shardOf(uh)
 	mode, keys := "0", []string{s.key(k, "u:"+uh)}
 	if del {
-		mode, keys = "1", append(keys, s.replyKey(k))
+		mode, keys = "1", append(keys, s.takeReplyKey("u:"+uh, k))
 	}
 	res, err := s.run(ctx, del, userScript, keys, s.args(k, uh, micros(s.o.now()), mode)...).Slice()
+	if del {
+		s.settleReplyKey("u:"+uh, keys[1], err)
+	}
 	if err != nil {
 		return nil, err
 	}
