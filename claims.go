@@ -24,13 +24,14 @@ type claimKeeper struct {
 	st  Store
 	log *slog.Logger
 
-	mu    sync.Mutex
-	held  map[string]time.Time // token → when to extend it next (zero: never)
-	acks  []string             // tokens whose hooks ran, to acknowledge
-	wake  chan struct{}        // one buffered signal: acks queued or held changed
-	stop  chan struct{}
-	done  chan struct{}
-	retry time.Duration // back-off after a failed store call; 0 when healthy
+	mu     sync.Mutex
+	held   map[string]lease // by token
+	acks   []string         // tokens whose hooks ran, to acknowledge
+	wake   chan struct{}    // one buffered signal: acks queued or held changed
+	stop   chan struct{}
+	done   chan struct{}
+	retry  time.Duration // back-off after a failed store call; 0 when healthy
+	lapsed int           // claims dropped since the last warning
 }
 
 // Bounds of the keeper's work.
@@ -46,7 +47,7 @@ func newClaimKeeper(st Store, log *slog.Logger) *claimKeeper {
 	k := &claimKeeper{
 		st:   st,
 		log:  log,
-		held: make(map[string]time.Time),
+		held: make(map[string]lease),
 		wake: make(chan struct{}, 1),
 		stop: make(chan struct{}),
 		done: make(chan struct{}),
@@ -55,13 +56,16 @@ func newClaimKeeper(st Store, log *slog.Logger) *claimKeeper {
 	return k
 }
 
-// renewAt is when a claim whose lease ends at end, as known at now, should
-// be extended: halfway to its end.
-func renewAt(now, end time.Time) time.Time {
+// lease is what the keeper knows of a held claim: when it ends (zero:
+// never) and when to extend it next, halfway there.
+type lease struct{ end, renew time.Time }
+
+// leaseFrom returns the lease of a claim that ends at end, as known at now.
+func leaseFrom(now, end time.Time) lease {
 	if end.IsZero() {
-		return time.Time{}
+		return lease{}
 	}
-	return now.Add(end.Sub(now) / 2)
+	return lease{end: end, renew: now.Add(end.Sub(now) / 2)}
 }
 
 // hold takes claims in: their hooks are pending.
@@ -69,8 +73,29 @@ func (k *claimKeeper) hold(cs []claim) {
 	now := time.Now()
 	k.mu.Lock()
 	for _, c := range cs {
-		k.held[c.token] = renewAt(now, c.leaseEnd)
+		k.held[c.token] = leaseFrom(now, c.leaseEnd)
 	}
+	k.mu.Unlock()
+	k.signal()
+}
+
+// live reports whether the claim is still this manager's: its lease has
+// not ended (the keeper extends it in time unless the process was paused
+// or the store failed). The hooks of a claim whose lease ended are not
+// run: another manager may have taken the claim over and run them; if
+// none did, the claim is handed out again and its hooks run then.
+func (k *claimKeeper) live(token string) bool {
+	k.mu.Lock()
+	l, ok := k.held[token]
+	k.mu.Unlock()
+	return ok && (l.end.IsZero() || time.Now().Before(l.end))
+}
+
+// drop forgets a claim whose lease ended, without acknowledging it.
+func (k *claimKeeper) drop(token string) {
+	k.mu.Lock()
+	delete(k.held, token)
+	k.lapsed++
 	k.mu.Unlock()
 	k.signal()
 }
@@ -118,6 +143,7 @@ func (k *claimKeeper) run() {
 		acked := k.ack(ctx)
 		extended := k.extend(ctx) // even when acks fail: they stay held
 		cancel()
+		k.warnLapsed()
 		timer.Reset(k.next(acked, extended))
 		select {
 		case <-k.stop:
@@ -135,29 +161,44 @@ func (k *claimKeeper) run() {
 	}
 }
 
+// warnLapsed logs, once per round, the claims dropped because their lease
+// ended before their hooks could run.
+func (k *claimKeeper) warnLapsed() {
+	k.mu.Lock()
+	n := k.lapsed
+	k.lapsed = 0
+	k.mu.Unlock()
+	if n > 0 {
+		k.log.Warn("sessions: leases of claimed expiries ended before their hooks could run (was the process paused, or the store unreachable?); their hooks run where they are claimed next",
+			"count", n)
+	}
+}
+
 // next returns how long to wait before the next round: until the earliest
 // extension is due, or less when acknowledgements failed (the back-off);
 // after a failed extension, the back-off alone.
 func (k *claimKeeper) next(acked, extended bool) time.Duration {
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	now := time.Now()
 	if acked && extended {
 		k.retry = 0
 	} else {
 		k.retry = min(max(2*k.retry, keeperMinRetry), keeperMaxRetry)
-		if !extended {
-			return k.retry
-		}
 	}
-	wait := time.Hour
-	if k.retry > 0 {
-		wait = k.retry
-	}
-	now := time.Now()
-	for _, at := range k.held {
-		if !at.IsZero() {
-			wait = min(wait, max(at.Sub(now), 0))
+	wait, retry := time.Hour, k.retry
+	for _, l := range k.held {
+		if l.end.IsZero() {
+			continue
 		}
+		if extended {
+			wait = min(wait, max(l.renew.Sub(now), 0))
+		}
+		// Retry a failed call at least twice before a lease ends.
+		retry = min(retry, max(l.end.Sub(now)/2, keeperMinRetry))
+	}
+	if retry > 0 {
+		wait = min(wait, retry)
 	}
 	return wait
 }
@@ -191,8 +232,8 @@ func (k *claimKeeper) extend(ctx context.Context) bool {
 	now := time.Now()
 	var due []string
 	k.mu.Lock()
-	for t, at := range k.held {
-		if !at.IsZero() && !at.After(now) {
+	for t, l := range k.held {
+		if !l.renew.IsZero() && !l.renew.After(now) {
 			due = append(due, t)
 		}
 	}
@@ -205,11 +246,11 @@ func (k *claimKeeper) extend(ctx context.Context) bool {
 			k.log.Warn("sessions: extending the claims of pending hooks failed; retrying", "count", len(batch), "err", err)
 			return false
 		}
-		at := renewAt(now, end)
+		l := leaseFrom(now, end)
 		k.mu.Lock()
 		for _, t := range batch {
 			if _, ok := k.held[t]; ok {
-				k.held[t] = at
+				k.held[t] = l
 			}
 		}
 		k.mu.Unlock()

@@ -11,7 +11,7 @@ import (
 // A hook that panics is logged; the others still run.
 type hookRunner struct {
 	log    *slog.Logger
-	settle func(claim string) // called once a claimed ending's hooks ran; may be nil
+	claims claimHolder // the claims of a shared store's sweeps; nil with the memory store
 
 	mu     sync.Mutex
 	cond   sync.Cond
@@ -31,10 +31,17 @@ type hookJob struct {
 	after func()
 }
 
-// newHookRunner starts a runner; settle, when not nil, is told the claim of
-// each job that has one once its hooks ran.
-func newHookRunner(log *slog.Logger, settle func(claim string)) *hookRunner {
-	h := &hookRunner{log: log, settle: settle, done: make(chan struct{})}
+// claimHolder holds the claims of a shared store's sweeps (claimKeeper).
+type claimHolder interface {
+	live(claim string) bool // still this manager's: run its hooks
+	settle(claim string)    // its hooks ran: acknowledge it
+	drop(claim string)      // its lease ended first: leave it to whoever claims it next
+}
+
+// newHookRunner starts a runner; claims, when not nil, holds the claims of
+// the jobs that have one.
+func newHookRunner(log *slog.Logger, claims claimHolder) *hookRunner {
+	h := &hookRunner{log: log, claims: claims, done: make(chan struct{})}
 	h.cond.L = &h.mu
 	go h.run()
 	return h
@@ -127,13 +134,18 @@ func (h *hookRunner) run() {
 }
 
 func (h *hookRunner) runJob(hooks []func(Event), j hookJob) {
+	if j.claim != "" && h.claims != nil && !h.claims.live(j.claim) {
+		h.claims.drop(j.claim)
+		j.ev.Reason = 0 // run no hook, only what comes after
+		j.claim = ""
+	}
 	if j.ev.Reason != 0 {
 		for _, f := range hooks {
 			h.call(f, j.ev)
 		}
 	}
-	if j.claim != "" && h.settle != nil {
-		h.settle(j.claim)
+	if j.claim != "" && h.claims != nil {
+		h.claims.settle(j.claim)
 	}
 	if j.after != nil {
 		j.after()

@@ -115,18 +115,18 @@ func NewManager(cfg Config, opts ...Option) (*Manager, error) {
 
 	var keeper *claimKeeper
 	var retry *retrier
-	var settle func(string)
+	var claims claimHolder
 	if !isMem {
 		keeper = newClaimKeeper(o.store, o.log)
 		retry = newRetrier(o.log)
-		settle = keeper.settle
+		claims = keeper
 	}
 	m := &Manager{
 		cfg:     cfg,
 		log:     o.log,
 		onError: o.onError,
 		cookies: newCookieCodec(cfg.Cookie, keys),
-		hooks:   newHookRunner(o.log, settle),
+		hooks:   newHookRunner(o.log, claims),
 		keeper:  keeper,
 		closing: make(chan struct{}),
 		retry:   retry,
