@@ -22,13 +22,21 @@
 //     leaves a user over the limit. It first ends the user's expired
 //     sessions and drops index entries whose session key is gone.
 //   - Each ending is returned to exactly one caller. Expired moves a due
-//     session to a claimed key and enters it in a lease set; Ack deletes it.
-//     A claim not acknowledged within the lease (WithLease; the claimer
-//     died) is returned again by a later Expired, so a crash between the
-//     claim and the hooks delays the hooks but does not lose them; a crash
-//     after the hooks ran but before Ack runs them twice after the lease.
-//     Expired reads a sorted set by deadline, so its work is proportional to
-//     what is due.
+//     session to a claimed key, marks it with a nonce of the call and
+//     enters it in a lease set; the claim's token (shard, hash, nonce)
+//     needs no key, so a session sealed under a rotated-out key is
+//     acknowledged all the same. A Manager extends the lease (Extend)
+//     while the claim's hooks are pending and until Ack lands, so slow
+//     hooks or a failing Ack never hand a claim to another manager. A
+//     claim neither acknowledged nor extended within the lease (WithLease;
+//     the claimer died or froze) is returned again, under a new nonce, by
+//     a later Expired; the old token can then neither extend nor
+//     acknowledge it, and a Manager runs no hook for a claim whose lease
+//     it saw end. So a crash between the claim and the hooks delays the
+//     hooks but does not lose them; a crash after the hooks ran but before
+//     Ack lands runs them twice after the lease (the one window). Expired
+//     reads a sorted set by deadline, so its work is proportional to what
+//     is due.
 //   - An expired session is never returned, swept or not: every read checks
 //     the deadline in the script. Liveness is judged at the time of the
 //     call, by the store's clock (WithClock): Update and Activate record
@@ -50,10 +58,15 @@
 //     holds its value as its own. Update, Activate and Load are safe as
 //     they are: a second run writes the same values and activity never
 //     moves back. (A resent Update can land after a concurrent Update of
-//     the same value, as if the first had been slower.) A resend later
-//     than two minutes after the first run is not recognised, nor is a
-//     new call (a caller calling Delete again after an error gets
-//     ErrNotFound if the first one ran).
+//     the same value, as if the first had been slower.) Expired is safe to
+//     resend too: its claims carry the call's nonce, and a second run
+//     returns them. When a call gets no answer at all (every resend lost,
+//     a timeout), the Store keeps its reply key for the next call on the
+//     same session or user, and the Manager calls again in the background
+//     until it gets an answer: a logout whose reply was lost ends once,
+//     with its hooks, and a failed Create's session is ended rather than
+//     left counting toward the limit. A call later than two minutes after
+//     the first run is not recognised.
 //   - Update writes only the changed values (one hash field per value), so
 //     concurrent requests changing different keys lose nothing.
 //   - Load and Activate are one round trip. Activate writes the activity
