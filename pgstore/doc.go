@@ -105,7 +105,12 @@
 // and every Update write a new row version, as any UPDATE does: autovacuum
 // must keep up, as for any busy table. Eviction picks the least recently
 // active session by the stored activity, which may lag by the touch window.
-// Methods judge liveness by this process's clock, never the server's:
+// A call whose reply is lost after the server committed it (the connection
+// dropped at that moment) is not recognised when called again: a logout
+// the Manager retries then finds nothing, and that ending's hooks do not
+// run. (redisstore keeps each call's reply for two minutes for that; this
+// store does not yet.) Methods judge liveness by this process's clock,
+// never the server's:
 // all processes' clocks should agree within a small part of the idle
 // timeout. User IDs, user agents and addresses are stored as bytes, any
 // bytes; value names go into jsonb keys, so they must be valid UTF-8
