@@ -332,3 +332,75 @@ func TestTwoAppsWithOneCookieName(t *testing.T) {
 		t.Fatalf("app 1 after a visit to app 2: %d, want 401 (the README says they log each other out)", got)
 	}
 }
+
+// TestWorkspaceListsEveryModule: a module of the repository that go.work
+// does not use is compiled and tested by nothing (`go test work` names the
+// workspace's packages only), and its README regions would pass unseen.
+func TestWorkspaceListsEveryModule(t *testing.T) {
+	used := workspaceModules(t)
+	var found []string
+	err := filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && path != "." && (strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata") {
+			return filepath.SkipDir
+		}
+		if !d.IsDir() && d.Name() == "go.mod" {
+			found = append(found, filepath.Dir(path))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range found {
+		if !slices.Contains(used, dir) {
+			t.Errorf("%s/go.mod: a module go.work does not use; add it (go work use ./%s)", dir, dir)
+		}
+	}
+	for _, dir := range used {
+		if !slices.Contains(found, dir) {
+			t.Errorf("go.work uses %s, which has no go.mod", dir)
+		}
+	}
+	if len(found) < 2 {
+		t.Errorf("found the modules %q only: the walk is broken", found)
+	}
+}
+
+// TestCIRunsTheReadmeTestCommand: .ci/run ends with exactly the test
+// command the README gives.
+func TestCIRunsTheReadmeTestCommand(t *testing.T) {
+	var readmeCmd string
+	for _, b := range readmeBlocks(t, "README.md") {
+		if b.name != "sh" {
+			continue
+		}
+		for _, line := range strings.Split(b.text, "\n") {
+			if cmd, _, _ := strings.Cut(line, "#"); strings.HasPrefix(cmd, "go test ") {
+				readmeCmd = strings.TrimSpace(cmd)
+				break
+			}
+		}
+		if readmeCmd != "" {
+			break
+		}
+	}
+	if readmeCmd == "" {
+		t.Fatal("no go test command in README.md's sh blocks")
+	}
+	ci, err := os.ReadFile(".ci/run")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last string
+	for _, line := range strings.Split(string(ci), "\n") {
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+			last = line
+		}
+	}
+	if last != readmeCmd {
+		t.Errorf(".ci/run ends with %q; the README's test command is %q", last, readmeCmd)
+	}
+}
