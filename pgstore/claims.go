@@ -22,12 +22,16 @@ const nonceLen = 8
 // Expired implements sessions.Store: one statement claims up to max rows
 // due at now — live sessions past their deadline, and claims whose lease
 // ended at or before now — with FOR UPDATE SKIP LOCKED, under a fresh nonce
-// and a lease ending now + WithLease. Concurrent sweepers take disjoint
+// and a lease ending now + WithLease. (It first prunes the replies of
+// Delete and DeleteUser older than two minutes, replies.go.) Concurrent sweepers take disjoint
 // rows and never wait for each other or for a request. The partial indexes
 // on deadline and lease end make the work proportional to what is due.
 func (s *Store) Expired(ctx context.Context, now time.Time, max int) ([]sessions.Record, error) {
 	if max <= 0 {
 		return nil, nil
+	}
+	if err := s.pruneReplies(ctx, now); err != nil {
+		return nil, fmt.Errorf("pgstore: expired: prune replies: %w", err)
 	}
 	nonce := make([]byte, nonceLen)
 	_, _ = rand.Read(nonce) // crypto/rand.Read never fails

@@ -60,6 +60,15 @@
 //     ID, and the row keeps only the ID sealed by the Manager
 //     (Record.SealedID). Records come back with ID empty; the Manager
 //     unseals SealedID.
+//   - A logout or termination whose reply was lost (the connection dropped
+//     after the server committed it) is answered when the Manager retries
+//     it: Delete and DeleteUser keep what they removed for two minutes in
+//     <table>_replies under the call's op token, and this Store reuses the
+//     token of a call that got no answer for its next call on the same
+//     session or user, which waits for the first run (an advisory lock on
+//     the token) and returns its ending. A Create whose reply was lost is
+//     not recognised: the Manager then ends its session, but the endings
+//     of what it evicted are lost.
 //   - Migrate creates or upgrades the schema in one transaction under an
 //     advisory lock, so processes starting at once migrate one after
 //     another; the version is recorded in <table>_schema.
@@ -94,6 +103,25 @@
 //	CREATE INDEX IF NOT EXISTS sessions_due ON sessions (deadline) WHERE claim IS NULL;
 //	CREATE INDEX IF NOT EXISTS sessions_lease ON sessions (lease_end) WHERE claim IS NOT NULL;
 //	INSERT INTO sessions_schema (version) VALUES (1) ON CONFLICT DO NOTHING;
+//	CREATE TABLE IF NOT EXISTS sessions_replies (
+//	    op                bytea       NOT NULL,     -- the call's op token
+//	    made_at           timestamptz NOT NULL,
+//	    key               bytea       NOT NULL,     -- the removed session's columns, as in the sessions table
+//	    sealed_id         bytea       NOT NULL,
+//	    user_id           bytea,
+//	    created_at        timestamptz NOT NULL,
+//	    last_activity     timestamptz NOT NULL,
+//	    idle_timeout_ns   bigint      NOT NULL,
+//	    absolute_deadline timestamptz,
+//	    vals              jsonb       NOT NULL,
+//	    user_agent        bytea       NOT NULL,
+//	    remote_addr       bytea       NOT NULL,
+//	    claim             bytea,
+//	    lease_end         timestamptz
+//	);
+//	CREATE INDEX IF NOT EXISTS sessions_replies_op ON sessions_replies (op);
+//	CREATE INDEX IF NOT EXISTS sessions_replies_made ON sessions_replies (made_at);
+//	INSERT INTO sessions_schema (version) VALUES (2) ON CONFLICT DO NOTHING;
 //
 // A test (TestSchemaInDocs) checks that this text is what Migrate runs.
 //
@@ -105,11 +133,7 @@
 // and every Update write a new row version, as any UPDATE does: autovacuum
 // must keep up, as for any busy table. Eviction picks the least recently
 // active session by the stored activity, which may lag by the touch window.
-// A call whose reply is lost after the server committed it (the connection
-// dropped at that moment) is not recognised when called again: a logout
-// the Manager retries then finds nothing, and that ending's hooks do not
-// run. (redisstore keeps each call's reply for two minutes for that; this
-// store does not yet.) Methods judge liveness by this process's clock,
+// Methods judge liveness by this process's clock,
 // never the server's:
 // all processes' clocks should agree within a small part of the idle
 // timeout. User IDs, user agents and addresses are stored as bytes, any

@@ -75,7 +75,7 @@ func newTable(t testing.TB, p *pgxpool.Pool) string {
 func dropTable(t testing.TB, p *pgxpool.Pool, name string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	for _, n := range []string{name, name + "_schema"} {
+	for _, n := range []string{name, name + "_schema", name + "_replies"} {
 		_, err := p.Exec(ctx, "DROP TABLE IF EXISTS "+pgx.Identifier{n}.Sanitize())
 		require.NoError(t, err)
 	}

@@ -94,11 +94,41 @@ SET vals = (vals || $2::jsonb) - $3::text[],
     deadline = least(greatest(last_activity, $4::timestamptz) + ` + idle + `, absolute_deadline)
 WHERE ` + liveByKey("$5")
 
-	// deleteOne removes a live session and returns it.
-	deleteOne = `DELETE FROM {t} WHERE ` + liveByKey("$2") + ` RETURNING ` + cols
+	// lockOp takes the advisory lock of a call's op token for the rest of
+	// the transaction (the implicit one of a batch): a call repeated after
+	// a lost reply waits until the first run has committed or failed.
+	lockOp = `SELECT pg_advisory_xact_lock($1)`
 
-	// deleteUser removes a user's live sessions and returns them.
-	deleteUser = `DELETE FROM {t} WHERE user_id = $1 AND claim IS NULL AND deadline > $2 RETURNING ` + cols
+	// deleteOne removes a live session ($1 key, $2 the time of the call)
+	// and returns it, keeping it in the replies under the op token $3; if
+	// an earlier run of the same call left a reply, it returns that and
+	// removes nothing (replies.go).
+	deleteOne = `WITH prior AS (
+    SELECT ` + cols + ` FROM {t_replies} WHERE op = $3
+), gone AS (
+    DELETE FROM {t} WHERE ` + liveByKey("$2") + ` AND NOT EXISTS (SELECT 1 FROM prior)
+    RETURNING ` + cols + `
+), kept AS (
+    INSERT INTO {t_replies} (op, made_at, ` + cols + `) SELECT $3, $2, * FROM gone
+)
+SELECT * FROM prior UNION ALL SELECT * FROM gone`
+
+	// deleteUser removes a user's live sessions ($1 the user, $2 the time
+	// of the call) and returns them, as deleteOne does with the op token $3.
+	deleteUser = `WITH prior AS (
+    SELECT ` + cols + ` FROM {t_replies} WHERE op = $3
+), gone AS (
+    DELETE FROM {t} WHERE user_id = $1 AND claim IS NULL AND deadline > $2 AND NOT EXISTS (SELECT 1 FROM prior)
+    RETURNING ` + cols + `
+), kept AS (
+    INSERT INTO {t_replies} (op, made_at, ` + cols + `) SELECT $3, $2, * FROM gone
+)
+SELECT * FROM prior UNION ALL SELECT * FROM gone`
+
+	// pruneReplies deletes up to 1,000 replies made before $1, skipping
+	// rows another sweeper is pruning.
+	pruneReplies = `DELETE FROM {t_replies} WHERE ctid = ANY (ARRAY(
+    SELECT ctid FROM {t_replies} WHERE made_at < $1 LIMIT 1000 FOR UPDATE SKIP LOCKED))`
 
 	userSessions = `SELECT ` + cols + ` FROM {t} WHERE user_id = $1 AND claim IS NULL AND deadline > $2`
 
@@ -154,6 +184,7 @@ const kindAdded = "a"
 type queries struct {
 	insert, create, load, activate, update, deleteOne, deleteUser string
 	userSessions, all, count, claimDue, ackClaims, extendClaims   string
+	pruneReplies                                                  string
 }
 
 func newQueries(table string) queries {
@@ -162,5 +193,6 @@ func newQueries(table string) queries {
 		insert: e(insert), create: e(create), load: e(load), activate: e(activate), update: e(update),
 		deleteOne: e(deleteOne), deleteUser: e(deleteUser), userSessions: e(userSessions), all: e(all),
 		count: e(count), claimDue: e(claimDue), ackClaims: e(ackClaims), extendClaims: e(extendClaims),
+		pruneReplies: e(pruneReplies),
 	}
 }

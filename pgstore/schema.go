@@ -17,7 +17,7 @@ import (
 var ErrSchemaTooNew = errors.New("pgstore: schema version newer than this package")
 
 // SchemaVersion is the schema version this package writes and expects.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // The schema, with {t} the quoted table name and {name} its bare name (for
 // the derived index names). doc.go shows it for the default table.
@@ -52,6 +52,28 @@ const (
 	// Claimed sessions by lease end (Expired's lapsed claims).
 	createLeaseIndex = `CREATE INDEX IF NOT EXISTS {name_lease} ON {t} (lease_end) WHERE claim IS NOT NULL`
 
+	// createReplies is version 2: what Delete and DeleteUser removed, by
+	// the call's op token, kept for replyTTL so that a call repeated after
+	// its reply was lost gets the first run's answer (replies.go).
+	createReplies = `CREATE TABLE IF NOT EXISTS {t_replies} (
+    op                bytea       NOT NULL,     -- the call's op token
+    made_at           timestamptz NOT NULL,
+    key               bytea       NOT NULL,     -- the removed session's columns, as in the sessions table
+    sealed_id         bytea       NOT NULL,
+    user_id           bytea,
+    created_at        timestamptz NOT NULL,
+    last_activity     timestamptz NOT NULL,
+    idle_timeout_ns   bigint      NOT NULL,
+    absolute_deadline timestamptz,
+    vals              jsonb       NOT NULL,
+    user_agent        bytea       NOT NULL,
+    remote_addr       bytea       NOT NULL,
+    claim             bytea,
+    lease_end         timestamptz
+)`
+	createRepliesOpIndex   = `CREATE INDEX IF NOT EXISTS {name_replies_op} ON {t_replies} (op)`
+	createRepliesMadeIndex = `CREATE INDEX IF NOT EXISTS {name_replies_made} ON {t_replies} (made_at)`
+
 	recordVersion = `INSERT INTO {t_schema} (version) VALUES ($1) ON CONFLICT DO NOTHING`
 	readVersion   = `SELECT coalesce(max(version), 0) FROM {t_schema}`
 	lockMigration = `SELECT pg_advisory_xact_lock($1)`
@@ -60,10 +82,11 @@ const (
 // migrations[i] brings the schema from version i to version i+1.
 var migrations = [][]string{
 	{createTable, createUserIndex, createDueIndex, createLeaseIndex},
+	{createReplies, createRepliesOpIndex, createRepliesMadeIndex},
 }
 
 // tableName is what WithTable accepts: a plain SQL identifier short enough
-// that the derived names (name_schema, name_lease...) stay within
+// that the derived names (name_schema, name_replies_made...) stay within
 // PostgreSQL's 63 bytes.
 var tableName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,47}$`)
 
@@ -73,6 +96,9 @@ func expand(q, name string) string {
 	quote := func(n string) string { return pgx.Identifier{n}.Sanitize() }
 	return strings.NewReplacer(
 		"{t_schema}", quote(name+"_schema"),
+		"{t_replies}", quote(name+"_replies"),
+		"{name_replies_op}", quote(name+"_replies_op"),
+		"{name_replies_made}", quote(name+"_replies_made"),
 		"{t}", quote(name),
 		"{name_user}", quote(name+"_user"),
 		"{name_due}", quote(name+"_due"),

@@ -1,6 +1,7 @@
 package pgstore
 
 import (
+	"fmt"
 	"os"
 	"regexp"
 	"strings"
@@ -44,10 +45,12 @@ func normalize(q string) string { return strings.TrimSpace(spaces.ReplaceAllStri
 // statement, what Migrate runs for the default table.
 func TestSchemaInDocs(t *testing.T) {
 	want := []string{expand(createVersions, DefaultTable)}
-	for _, q := range migrations[0] {
-		want = append(want, expand(q, DefaultTable))
+	for v, m := range migrations {
+		for _, q := range m {
+			want = append(want, expand(q, DefaultTable))
+		}
+		want = append(want, strings.Replace(expand(recordVersion, DefaultTable), "$1", fmt.Sprint(v+1), 1))
 	}
-	want = append(want, strings.Replace(expand(recordVersion, DefaultTable), "$1", "1", 1))
 	var got []string
 	for _, q := range strings.Split(docSchema(t), ";") {
 		if strings.TrimSpace(q) != "" {
@@ -68,7 +71,7 @@ func TestDocSchemaWorks(t *testing.T) {
 	p := newPool(t)
 	table := newTable(t, p)
 	sql := regexp.MustCompile(`\bsessions\b`).ReplaceAllString(docSchema(t), table)
-	sql = regexp.MustCompile(`\bsessions_(schema|user|due|lease)\b`).ReplaceAllString(sql, table+"_$1")
+	sql = regexp.MustCompile(`\bsessions_(schema|user|due|lease|replies|replies_op|replies_made)\b`).ReplaceAllString(sql, table+"_$1")
 	ctx := t.Context()
 	conn, err := p.Acquire(ctx)
 	require.NoError(t, err)
@@ -86,7 +89,7 @@ func TestDocSchemaWorks(t *testing.T) {
 	assert.Equal(t, r.SealedID, got.SealedID)
 
 	require.NoError(t, s.Migrate(ctx))
-	assert.Equal(t, []int{1}, versions(t, s))
+	assert.Equal(t, []int{1, 2}, versions(t, s))
 }
 
 func versions(t *testing.T, s *Store) []int {
@@ -123,9 +126,9 @@ func TestMigrateConcurrent(t *testing.T) {
 	}
 	s, err := New(p0, WithTable(table))
 	require.NoError(t, err)
-	assert.Equal(t, []int{1}, versions(t, s))
+	assert.Equal(t, []int{1, 2}, versions(t, s))
 	require.NoError(t, s.Migrate(t.Context()), "Migrate again")
-	assert.Equal(t, []int{1}, versions(t, s))
+	assert.Equal(t, []int{1, 2}, versions(t, s))
 	r := rec("", time.Hour)
 	_, err = s.Create(t.Context(), r, 0, 0)
 	require.NoError(t, err)
@@ -140,7 +143,7 @@ func TestMigrateRefusesNewerSchema(t *testing.T) {
 	require.NoError(t, err)
 	err = s.Migrate(t.Context())
 	require.ErrorIs(t, err, ErrSchemaTooNew)
-	assert.Equal(t, []int{1, 2}, versions(t, s))
+	assert.Equal(t, []int{1, 2, 3}, versions(t, s))
 }
 
 // TestNewRejects: bad options and a nil pool are errors; New does not

@@ -29,8 +29,9 @@ type options struct {
 }
 
 // WithTable sets the name of the store's table; the default is "sessions".
-// Migrate also creates <name>_schema (the schema version) and indexes named
-// <name>_user, <name>_due and <name>_lease. The name must be a plain SQL
+// Migrate also creates <name>_schema (the schema version) and
+// <name>_replies (replies.go), and indexes named <name>_user, <name>_due,
+// <name>_lease, <name>_replies_op and <name>_replies_made. The name must be a plain SQL
 // identifier (letters, digits, underscores; not starting with a digit) of
 // at most 48 bytes; it is quoted, so its case is kept. One table per app:
 // stores on different tables share nothing.
@@ -54,6 +55,8 @@ type Store struct {
 	lease time.Duration
 	now   func() time.Time
 	q     queries
+
+	replies replyBook // replies.go
 }
 
 // New returns a Store that keeps sessions in a table reached through pool.
@@ -215,37 +218,65 @@ func (s *Store) Update(ctx context.Context, id string, at time.Time, set map[str
 	return nil
 }
 
-// Delete implements sessions.Store: one DELETE ... RETURNING, so of any
-// number of concurrent callers only one gets the record.
+// Delete implements sessions.Store: one round trip, a DELETE ... RETURNING,
+// so of any number of concurrent callers only one gets the record. What it
+// removes is kept for a while under the call's op token, so that the
+// caller's retry after a lost reply gets it too (replies.go).
 func (s *Store) Delete(ctx context.Context, id string) (sessions.Record, error) {
-	return s.one(ctx, "delete", s.q.deleteOne, hashID(id), s.now())
+	key := hashID(id)
+	what := "d:" + string(key)
+	op := s.replies.take(what)
+	recs, err := s.remove(ctx, "delete", nil, op, s.q.deleteOne, key, s.now(), op)
+	s.replies.settle(what, op, err)
+	switch {
+	case err != nil:
+		return sessions.Record{}, err
+	case len(recs) == 0:
+		return sessions.Record{}, errNotFound
+	}
+	return recs[0], nil
 }
 
 // DeleteUser implements sessions.Store. It holds the user's advisory lock
 // (as Create does) while it deletes, so the two never lock the user's rows
-// in different orders.
+// in different orders; and keeps what it removed as Delete does.
 func (s *Store) DeleteUser(ctx context.Context, userID string) ([]sessions.Record, error) {
 	if userID == "" {
 		return nil, nil
 	}
+	what := "u:" + userID
+	op := s.replies.take(what)
+	recs, err := s.remove(ctx, "delete user", &userID, op, s.q.deleteUser, []byte(userID), s.now(), op)
+	s.replies.settle(what, op, err)
+	return recs, err
+}
+
+// remove runs a removing statement in one batch after the advisory locks
+// of the user (when not nil) and of the op token, and returns its records.
+func (s *Store) remove(ctx context.Context, what string, user *string, op []byte, q string, args ...any) ([]sessions.Record, error) {
 	b := &pgx.Batch{}
-	b.Queue(lockUser, lockKey("user", s.table, userID))
-	b.Queue(s.q.deleteUser, []byte(userID), s.now())
+	if user != nil {
+		b.Queue(lockUser, lockKey("user", s.table, *user))
+	}
+	b.Queue(lockOp, opLock(op))
+	b.Queue(q, args...)
 	br := s.pool.SendBatch(ctx, b)
 	defer br.Close()
-	if _, err := br.Exec(); err != nil {
-		return nil, fmt.Errorf("pgstore: delete user: lock user: %w", err)
+	for range b.Len() - 1 {
+		if _, err := br.Exec(); err != nil {
+			return nil, fmt.Errorf("pgstore: %s: lock: %w", what, err)
+		}
 	}
 	rows, err := br.Query()
 	if err != nil {
-		return nil, fmt.Errorf("pgstore: delete user: %w", err)
+		return nil, fmt.Errorf("pgstore: %s: %w", what, err)
 	}
 	recs, _, err := scanRecords(rows, nil)
 	if err != nil {
-		return nil, fmt.Errorf("pgstore: delete user: %w", err)
+		return nil, fmt.Errorf("pgstore: %s: %w", what, err)
 	}
 	if err := br.Close(); err != nil {
-		return nil, fmt.Errorf("pgstore: delete user: %w", err)
+		return nil, fmt.Errorf("pgstore: %s: %w", what, err)
 	}
 	return recs, nil
 }
