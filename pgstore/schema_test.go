@@ -162,3 +162,30 @@ func TestNewRejects(t *testing.T) {
 	require.NoError(t, err)
 	assert.NotNil(t, s)
 }
+
+// TestMigrateUpgrades: a table at version 1 (as the first release left
+// it, with a session in it) is brought to the current version, and the
+// session survives.
+func TestMigrateUpgrades(t *testing.T) {
+	p := newPool(t)
+	table := newTable(t, p)
+	ctx := t.Context()
+	for _, q := range append([]string{createVersions}, migrations[0]...) {
+		_, err := p.Exec(ctx, expand(q, table))
+		require.NoError(t, err)
+	}
+	_, err := p.Exec(ctx, expand(recordVersion, table), 1)
+	require.NoError(t, err)
+	s, err := New(p, WithTable(table))
+	require.NoError(t, err)
+	r := rec("una", time.Hour)
+	_, err = s.Create(ctx, r, 0, 0)
+	require.NoError(t, err)
+	require.Equal(t, []int{1}, versions(t, s))
+
+	require.NoError(t, s.Migrate(ctx))
+	assert.Equal(t, []int{1, 2}, versions(t, s))
+	got, err := s.Delete(ctx, r.ID) // uses the replies table of version 2
+	require.NoError(t, err)
+	assert.Equal(t, r.SealedID, got.SealedID)
+}
