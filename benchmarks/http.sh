@@ -14,7 +14,7 @@
 # for the Redis variants (SESSIONS_BENCH_REDIS, default 127.0.0.1:6379; on
 # a Redis nothing else uses, the Redis columns count this run alone).
 # Knobs: HTTP_ROUNDS (6), HTTP_DURATION (seconds, 5), HTTP_CONNS (32),
-# HTTP_SESSIONS (10000), HTTP_VARIANTS (comma-separated: bare, ours-mem,
+# HTTP_SESSIONS (10000), HTTP_VARIANTS (comma-separated: bare, bare-vary, ours-mem,
 # scs-mem-idle, ours-redis, scs-redis-idle).
 set -eu
 cd "$(dirname "$0")"

@@ -70,6 +70,18 @@ type httpVariant struct {
 
 var httpVariants = []httpVariant{
 	{name: "bare", build: func(int) (*instance, error) { return bareInstance(), nil }},
+	// bare-vary is the bare handler answering with Vary: Cookie, as a
+	// session middleware must on a response that depends on the session:
+	// touching the header makes net/http clone it, and the line is sent.
+	{name: "bare-vary", build: func(int) (*instance, error) {
+		in := bareInstance()
+		h := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.Header()["Vary"] = []string{"Cookie"}
+			_, _ = w.Write(okBody)
+		})
+		in.handler = func(string) http.Handler { return h }
+		return in, nil
+	}},
 	{name: "ours-mem", build: func(n int) (*instance, error) {
 		return oursInstance(n, sessions.NewMemoryStore(), nil, nil)
 	}},
