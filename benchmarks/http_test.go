@@ -132,12 +132,18 @@ type wrkResult struct {
 	duration         time.Duration
 	errors           int // non-2xx answers and socket errors
 	p50, p99         time.Duration
-	redisCmds        int64 // Redis commands meanwhile, every client's (commandstats: a script's own calls count too)
-	redisCPU         int64 // Redis process CPU time meanwhile, µs (INFO cpu: I/O included)
+	redisCmds        int64         // Redis commands meanwhile, every client's (commandstats: a script's own calls count too)
+	redisCPU         int64         // Redis process CPU time meanwhile, µs (INFO cpu: I/O included)
+	serverCPU        time.Duration // the server process's CPU time meanwhile (0: unknown)
 	statusErr, sockE int
 }
 
 func (r wrkResult) rps() float64 { return float64(r.requests) / r.duration.Seconds() }
+
+// cpuPerReq is the server's CPU time per request, µs.
+func (r wrkResult) cpuPerReq() float64 {
+	return float64(r.serverCPU.Microseconds()) / float64(r.requests)
+}
 
 func parseWrk(out string) (wrkResult, error) {
 	var res wrkResult
@@ -300,6 +306,24 @@ func redisCmdStats(c goredis.UniversalClient) (st redisStats, err error) {
 	return st, nil
 }
 
+// procCPU returns the CPU time (user and system, every thread) of process
+// pid so far, from /proc (in clock ticks of 10 ms); 0 where there is none.
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	_, rest, ok := strings.Cut(string(b), ") ")
+	f := strings.Fields(rest)
+	if !ok || len(f) < 13 {
+		return 0
+	}
+	// rest starts at field 3 (state); utime and stime are fields 14 and 15.
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * 10 * time.Millisecond
+}
+
 // runWrk runs wrk against s for d seconds with conns connections, pinned to
 // CPU 1 when pin is set. rc, when not nil, is the Redis whose command
 // counts are taken around the run.
@@ -313,13 +337,18 @@ func runWrk(ctx context.Context, s *server, script string, d, conns int, pin boo
 			return wrkResult{}, err
 		}
 	}
+	cpu0 := procCPU(s.cmd.Process.Pid)
 	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
 	if err != nil {
 		return wrkResult{}, fmt.Errorf("wrk against %s: %v\n%s", s.v.name, err, out)
 	}
+	cpu1 := procCPU(s.cmd.Process.Pid)
 	res, err := parseWrk(string(out))
 	if err != nil {
 		return res, err
+	}
+	if cpu0 > 0 {
+		res.serverCPU = cpu1 - cpu0
 	}
 	if rc != nil {
 		st1, err := redisCmdStats(rc)
@@ -487,8 +516,8 @@ func TestHTTP(t *testing.T) {
 				t.Fatal(err)
 			}
 			results[s.v.name] = append(results[s.v.name], res)
-			fmt.Printf("round %d %-15s %8.0f req/s  p50 %7s  p99 %7s%s\n", r+1, s.v.name, res.rps(),
-				res.p50, res.p99, redisNote(res))
+			fmt.Printf("round %d %-15s %8.0f req/s  p50 %7s  p99 %7s  server %5.1f µs CPU/req, busy %3.0f%%%s\n", r+1, s.v.name, res.rps(),
+				res.p50, res.p99, res.cpuPerReq(), 100*res.serverCPU.Seconds()/res.duration.Seconds(), redisNote(res))
 		}
 	}
 	printHTTPTable(os.Stdout, variants, results)
@@ -536,31 +565,42 @@ func median(xs []float64) float64 {
 // printHTTPTable prints the medians over the rounds as a Markdown table.
 // Each variant's ratio is the median of its per-round ratios to bare in the
 // same round, so that a round slowed down for everyone does not count.
+// "bare CPU ÷ CPU" is the same for the server's CPU time per request: the
+// throughput ratio a saturated server would show, less sensitive than
+// req/s to the server being descheduled on a shared machine.
 func printHTTPTable(w io.Writer, variants []httpVariant, results map[string][]wrkResult) {
-	fmt.Fprintf(w, "\n| variant | req/s | × bare (rounds' range) | p50 | p99 | Redis cmds/req | Redis CPU µs/req |\n|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(w, "\n| variant | req/s | × bare (rounds' range) | p50 | p99 | server CPU µs/req | bare CPU ÷ CPU (range) | Redis cmds/req | Redis CPU µs/req |\n|---|---|---|---|---|---|---|---|---|\n")
 	bare := results["bare"]
 	for _, v := range variants {
 		rs := results[v.name]
-		var rps, p50, p99, ratio, cmds, cpu []float64
+		var rps, p50, p99, ratio, cmds, cpu, scpu, cratio []float64
 		for i, r := range rs {
 			rps = append(rps, r.rps())
 			p50 = append(p50, float64(r.p50))
 			p99 = append(p99, float64(r.p99))
 			if i < len(bare) {
 				ratio = append(ratio, r.rps()/bare[i].rps())
+				if r.serverCPU > 0 && bare[i].serverCPU > 0 {
+					cratio = append(cratio, bare[i].cpuPerReq()/r.cpuPerReq())
+				}
 			}
+			scpu = append(scpu, r.cpuPerReq())
 			cmds = append(cmds, float64(r.redisCmds)/float64(r.requests))
 			cpu = append(cpu, float64(r.redisCPU)/float64(r.requests))
 		}
-		rt, rcmds, rcpu := "—", "—", "—"
+		rt, ct, rcmds, rcpu := "—", "—", "—", "—"
 		if len(ratio) > 0 {
 			rt = fmt.Sprintf("%.2f× (%.2f–%.2f)", median(ratio), slices.Min(ratio), slices.Max(ratio))
+		}
+		if len(cratio) > 0 {
+			ct = fmt.Sprintf("%.2f× (%.2f–%.2f)", median(cratio), slices.Min(cratio), slices.Max(cratio))
 		}
 		if v.redis {
 			rcmds, rcpu = fmt.Sprintf("%.2f", median(cmds)), fmt.Sprintf("%.1f", median(cpu))
 		}
-		fmt.Fprintf(w, "| %s | %.1fk | %s | %s | %s | %s | %s |\n", v.name, median(rps)/1000, rt,
-			time.Duration(median(p50)).Round(time.Microsecond), time.Duration(median(p99)).Round(time.Microsecond), rcmds, rcpu)
+		fmt.Fprintf(w, "| %s | %.1fk | %s | %s | %s | %.1f | %s | %s | %s |\n", v.name, median(rps)/1000, rt,
+			time.Duration(median(p50)).Round(time.Microsecond), time.Duration(median(p99)).Round(time.Microsecond),
+			median(scpu), ct, rcmds, rcpu)
 	}
 }
 
