@@ -154,50 +154,92 @@ end
 // ARGV[5..]: k, h, uh, now, limit, policy ("r" rejects), deadline,
 // activity, then the record's field/value pairs.
 // Returns {1, removed} when added, {0, removed} when the limit rejected it;
-// a retry of the same call returns what the first run returned.
-var createScript = redis.NewScript(prelude + replied + `
+// a retry of the same call returns what the first run returned. It runs on
+// every login, so it defines the helpers only on the path that reads a
+// user's existing sessions, and a user with none (no index, no count)
+// costs three writes for them.
+var createScript = redis.NewScript("#!lua" + replied + `
+local P, GRACE, INLINE = ARGV[1], tonumber(ARGV[3]), ARGV[4] == '1'
 local k, h, uh = ARGV[5], ARGV[6], ARGV[7]
 local now, limit, reject = tonumber(ARGV[8]), tonumber(ARGV[9]), ARGV[10] == 'r'
 local dl, au = tonumber(ARGV[11]), tonumber(ARGV[12])
-local rk = key(k, 's:' .. h)
-if redis.call('EXISTS', rk) == 1 or redis.call('EXISTS', key(k, 'c:' .. h)) == 1 or
-   (INLINE and redis.call('EXISTS', ptr(h)) == 1) then
+local pre = P .. '{' .. k .. '}:'
+local rk = pre .. 's:' .. h
+local pk
+local inUse
+if INLINE then
+  pk = P .. '{' .. (tonumber(string.sub(h, 1, 4), 16) % tonumber(ARGV[2])) .. '}:p:' .. h
+  inUse = redis.call('EXISTS', rk, pre .. 'c:' .. h, pk)
+else inUse = redis.call('EXISTS', rk, pre .. 'c:' .. h) end
+if inUse > 0 then
   return redis.error_reply('ERR redisstore: session ID already in use')
 end
 local keepUntil = math.max(dl, now)
+local ms = math.floor(keepUntil / 1000) + GRACE
 local removed = {}
 if uh ~= '' then
-  local U = key(k, 'u:' .. uh)
+  local U, C = pre .. 'u:' .. uh, pre .. 'n:' .. uh
+  local mem, n = {}, 0
   if limit > 0 then
-    local live = {}
-    for _, m in ipairs(members(k, uh)) do
-      local mk = key(k, 's:' .. m)
-      local mdl = redis.call('HGET', mk, 'dl')
-      if not mdl then forget(k, m, uh)
-      elseif tonumber(mdl) <= now then removed[#removed + 1] = finish(k, m, mk, uh)
-      else
-        live[#live + 1] = m
-        repoint(m, k, mdl)
+    mem = redis.call('ZRANGE', U, 0, -1)
+    n = tonumber(redis.call('GET', C)) or 0
+  end
+  if limit > 0 and #mem == 0 and n == 0 then
+    -- The user has no session: neither U nor C exists.
+    redis.call('ZADD', U, au, h)
+    redis.call('PEXPIREAT', U, ms + GRACE)
+    redis.call('SET', C, 1, 'PXAT', ms + GRACE)
+  else
+    if limit > 0 then` + helpers + `
+      if #mem < n then
+        rebuild(k, uh)
+        mem = redis.call('ZRANGE', U, 0, -1)
+      elseif #mem > n then setCount(k, uh, #mem) end
+      local live = {}
+      for _, m in ipairs(mem) do
+        local mk = key(k, 's:' .. m)
+        local mdl = redis.call('HGET', mk, 'dl')
+        if not mdl then forget(k, m, uh)
+        elseif tonumber(mdl) <= now then removed[#removed + 1] = finish(k, m, mk, uh)
+        else
+          live[#live + 1] = m
+          repoint(m, k, mdl)
+        end
+      end
+      if #live >= limit then
+        if reject then return reply({0, removed}) end
+        for i = 1, #live - limit + 1 do
+          removed[#removed + 1] = finish(k, live[i], key(k, 's:' .. live[i]), uh)
+        end
       end
     end
-    if #live >= limit then
-      if reject then return reply({0, removed}) end
-      for i = 1, #live - limit + 1 do
-        removed[#removed + 1] = finish(k, live[i], key(k, 's:' .. live[i]), uh)
+    -- count(k, uh, 1) and keepUser(k, uh, keepUntil) of the helpers
+    if redis.call('ZADD', U, au, h) == 1 then
+      local c = redis.call('INCRBY', C, 1)
+      if c <= 0 then redis.call('DEL', C)
+      elseif c == 1 then
+        local t = redis.call('PEXPIRETIME', U)
+        if t > 0 then redis.call('PEXPIREAT', C, t) end
       end
+    end
+    local t = redis.call('PEXPIRETIME', U)
+    if t == -1 or (t >= 0 and t < ms) then
+      redis.call('PEXPIREAT', U, ms + GRACE)
+      redis.call('PEXPIREAT', C, ms + GRACE)
     end
   end
-  if redis.call('ZADD', U, au, h) == 1 then count(k, uh, 1) end
-  keepUser(k, uh, keepUntil)
 end
 if #ARGV < 8000 then redis.call('HSET', rk, unpack(ARGV, 13))
 else
   for i = 13, #ARGV, 2 do redis.call('HSET', rk, ARGV[i], ARGV[i + 1]) end
 end
-ttl(rk, keepUntil)
+redis.call('PEXPIREAT', rk, ms)
 redis.call('ZADD', KEYS[1], dl, h)
-keep(KEYS[1], keepUntil)
-if INLINE then redis.call('SET', ptr(h), k, 'PXAT', math.floor(keepUntil / 1000) + GRACE) end
+if ms > 0 then
+  local t = redis.call('PEXPIRETIME', KEYS[1])
+  if t == -1 or (t >= 0 and t < ms) then redis.call('PEXPIREAT', KEYS[1], ms + GRACE) end
+end
+if INLINE then redis.call('SET', pk, k, 'PXAT', ms) end
 return reply({1, removed})
 `)
 
@@ -271,20 +313,80 @@ return cmsgpack.pack(rec)
 `)
 
 // updateScript writes changed values of a live session and its activity.
-// ARGV[8]: activity in microseconds; ARGV[9]: in nanoseconds; ARGV[10]:
-// how many field/value pairs follow; then the fields to delete. It returns
-// the new deadline. Running it twice leaves what running it once leaves.
-var updateScript = redis.NewScript(byID + `
-local i = 11
-for _ = 1, tonumber(ARGV[10]) do
-  redis.call('HSET', rk, ARGV[i], ARGV[i + 1])
-  i = i + 2
+// ARGV[7]: the time of the call (the store's clock), at which the session
+// must be live; ARGV[8]: activity in microseconds; ARGV[9]: in
+// nanoseconds; ARGV[10]: how many field/value pairs follow; then the fields
+// to delete. It returns the new deadline. Running it twice leaves what
+// running it once leaves. It runs on every request that changes its
+// session, so it does what byID and touch do with fewer commands: one
+// HMGET reads the deadline, user and times, one HSET writes the values
+// with the activity, one HDEL deletes, and the helpers are defined only on
+// the paths that look for a lost pointer or forget a vanished record.
+var updateScript = redis.NewScript(`#!lua
+local h, k = ARGV[5], ARGV[6]
+if k == '' then
+  k = redis.call('GET', KEYS[1])
+  if not k then` + helpers + `
+    k = find(h)
+    if not k then return false end
+  end
 end
-while i <= #ARGV do
-  redis.call('HDEL', rk, ARGV[i])
-  i = i + 1
+local pre = ARGV[1] .. '{' .. k .. '}:'
+local rk = pre .. 's:' .. h
+local f = redis.call('HMGET', rk, 'dl', 'uh', 'au', 'itu', 'adu')
+if not f[1] then` + helpers + `
+  forget(k, h, '')
+  return false
 end
-return touch(k, h, rk, tonumber(ARGV[8]), ARGV[9])
+if tonumber(f[1]) <= tonumber(ARGV[7]) then return false end
+local GRACE, at, uh = tonumber(ARGV[3]), tonumber(ARGV[8]), f[2]
+local au, itu, adu = tonumber(f[3]), tonumber(f[4]), tonumber(f[5])
+local dl = math.max(au, at) + itu
+if adu > 0 and adu < dl then dl = adu end
+local npairs = tonumber(ARGV[10])
+local last = 10 + 2 * npairs
+local hset = {'HSET', rk}
+if npairs < 3900 then
+  for i = 11, last do hset[#hset + 1] = ARGV[i] end
+else
+  for i = 11, last, 2 do redis.call('HSET', rk, ARGV[i], ARGV[i + 1]) end
+end
+if at > au then
+  au = at
+  hset[#hset + 1], hset[#hset + 2], hset[#hset + 3], hset[#hset + 4] = 'a', ARGV[9], 'au', au
+end
+hset[#hset + 1], hset[#hset + 2] = 'dl', dl
+redis.call(unpack(hset))
+if last < #ARGV then
+  if #ARGV - last < 7000 then redis.call('HDEL', rk, unpack(ARGV, last + 1))
+  else
+    for i = last + 1, #ARGV do redis.call('HDEL', rk, ARGV[i]) end
+  end
+end
+local ms = math.floor(dl / 1000) + GRACE
+local function keepAt(name)
+  if ms <= 0 then return false end
+  local t = redis.call('PEXPIRETIME', name)
+  if t == -1 or (t >= 0 and t < ms) then
+    redis.call('PEXPIREAT', name, ms + GRACE)
+    return true
+  end
+  return false
+end
+local E = pre .. 'e'
+redis.call('ZADD', E, dl, h)
+keepAt(E)
+redis.call('PEXPIREAT', rk, ms)
+if uh ~= '' then
+  local U = pre .. 'u:' .. uh
+  redis.call('ZADD', U, au, h)
+  if keepAt(U) then redis.call('PEXPIREAT', pre .. 'n:' .. uh, ms + GRACE) end
+end
+if ARGV[4] == '1' then
+  local N = tonumber(ARGV[2])
+  redis.call('PEXPIREAT', ARGV[1] .. '{' .. (tonumber(string.sub(h, 1, 4), 16) % N) .. '}:p:' .. h, ms)
+end
+return dl
 `)
 
 // deleteScript removes a live session and returns it. KEYS[2] is the
@@ -426,16 +528,16 @@ return out
 // "e") the claims named by the triples ARGV[7..]: a shard number, a session
 // hash and the nonce that marked the claim. A claim marked by another nonce
 // (handed out again since) or gone (acknowledged already) is left alone.
-// KEYS: the P{k}:l keys of the shards named. It returns how many claims it
-// acted on.
+// KEYS: the P{k}:l keys of the shards named. It returns the positions
+// (from 0) of the triples it acted on.
 var claimScript = redis.NewScript(prelude + `
 local ack, untilT = ARGV[5] == 'a', tonumber(ARGV[6])
-local n = 0
+local done = {}
 for i = 7, #ARGV, 3 do
   local k, h, nonce = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local ck = key(k, 'c:' .. h)
   if redis.call('HGET', ck, 'cl') == nonce then
-    n = n + 1
+    done[#done + 1] = (i - 7) / 3
     if ack then
       redis.call('ZREM', key(k, 'l'), h)
       redis.call('DEL', ck)
@@ -446,5 +548,5 @@ for i = 7, #ARGV, 3 do
     end
   end
 end
-return n
+return done
 `)
