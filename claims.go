@@ -228,12 +228,23 @@ func (k *claimKeeper) ack(ctx context.Context) bool {
 
 // extend extends the claims whose extension is due; it reports whether
 // every call succeeded.
+//
+// A claim whose lease has ended by the keeper's clock is not extended but
+// dropped (the process was paused, or the store failed, for longer than
+// half a lease): another manager may have it now. So is a claim the store
+// no longer holds under its token. Their hooks, if not run yet, are not
+// run here (hookRunner asks live first).
 func (k *claimKeeper) extend(ctx context.Context) bool {
 	now := time.Now()
 	var due []string
 	k.mu.Lock()
 	for t, l := range k.held {
-		if !l.renew.IsZero() && !l.renew.After(now) {
+		switch {
+		case l.renew.IsZero() || l.renew.After(now):
+		case !now.Before(l.end):
+			delete(k.held, t)
+			k.lapsed++
+		default:
 			due = append(due, t)
 		}
 	}
@@ -241,16 +252,26 @@ func (k *claimKeeper) extend(ctx context.Context) bool {
 	for len(due) > 0 {
 		batch := due[:min(len(due), keeperBatch)]
 		due = due[len(batch):]
-		end, err := k.st.Extend(ctx, batch, now)
+		held, end, err := k.st.Extend(ctx, batch, now)
 		if err != nil {
 			k.log.Warn("sessions: extending the claims of pending hooks failed; retrying", "count", len(batch), "err", err)
 			return false
 		}
 		l := leaseFrom(now, end)
+		still := make(map[string]bool, len(held))
+		for _, t := range held {
+			still[t] = true
+		}
 		k.mu.Lock()
 		for _, t := range batch {
-			if _, ok := k.held[t]; ok {
+			if _, ok := k.held[t]; !ok {
+				continue
+			}
+			if still[t] {
 				k.held[t] = l
+			} else {
+				delete(k.held, t)
+				k.lapsed++
 			}
 		}
 		k.mu.Unlock()

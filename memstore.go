@@ -555,10 +555,11 @@ func (st *MemoryStore) Expired(_ context.Context, now time.Time, max int) ([]Rec
 	return recs, nil
 }
 
-// Extend implements Store; claims never lapse, so it does nothing and
-// returns the zero time.
-func (st *MemoryStore) Extend(context.Context, []string, time.Time) (time.Time, error) {
-	return time.Time{}, nil
+// Extend implements Store. Its claims never lapse (LeaseEnd is zero), so a
+// Manager never extends them; the store holds nothing after Expired, and
+// Extend reports no claim held.
+func (st *MemoryStore) Extend(context.Context, []string, time.Time) ([]string, time.Time, error) {
+	return nil, time.Time{}, nil
 }
 
 // Ack implements Store; it does nothing.

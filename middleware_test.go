@@ -115,9 +115,9 @@ func (c *countingStore) Ack(ctx context.Context, claims []string) error {
 	return c.inner.Ack(ctx, claims)
 }
 
-func (c *countingStore) Extend(ctx context.Context, claims []string, now time.Time) (time.Time, error) {
+func (c *countingStore) Extend(ctx context.Context, claims []string, now time.Time) ([]string, time.Time, error) {
 	if err := c.enter(); err != nil {
-		return time.Time{}, err
+		return nil, time.Time{}, err
 	}
 	return c.inner.Extend(ctx, claims, now)
 }

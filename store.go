@@ -70,11 +70,13 @@ type Store interface {
 	Expired(ctx context.Context, now time.Time, max int) ([]Record, error)
 
 	// Extend renews, from now, the leases of the given claims that are still
-	// held under those tokens, and returns when they now end (the zero time
-	// if claims never lapse). Claims acknowledged already or handed out
-	// again under another token are ignored. A Manager extends the claims
-	// whose hooks are still pending, so slow hooks never let a claim lapse.
-	Extend(ctx context.Context, claims []string, now time.Time) (leaseEnd time.Time, err error)
+	// held under those tokens, and returns those (held) and when their
+	// leases now end (the zero time if claims never lapse). Claims
+	// acknowledged already or handed out again under another token are
+	// left out of held. A Manager extends the claims whose hooks are still
+	// pending, so slow hooks never let a claim lapse, and runs no hook of a
+	// claim that is no longer held.
+	Extend(ctx context.Context, claims []string, now time.Time) (held []string, leaseEnd time.Time, err error)
 
 	// Ack tells the store that the endings of the given claims have been
 	// handled; it forgets those records. Unknown claims, and claims handed

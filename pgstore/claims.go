@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/tokyopredictor/sessions"
 )
 
@@ -57,16 +59,26 @@ func (s *Store) Expired(ctx context.Context, now time.Time, max int) ([]sessions
 
 // Extend implements sessions.Store: it moves the lease end of the claims
 // still held under the given tokens to now + WithLease.
-func (s *Store) Extend(ctx context.Context, claims []string, now time.Time) (time.Time, error) {
+func (s *Store) Extend(ctx context.Context, claims []string, now time.Time) ([]string, time.Time, error) {
 	until := now.Add(s.lease)
 	keys, nonces := parseClaims(claims)
 	if len(keys) == 0 {
-		return until, nil
+		return nil, until, nil
 	}
-	if _, err := s.pool.Exec(ctx, s.q.extendClaims, keys, nonces, until); err != nil {
-		return time.Time{}, fmt.Errorf("pgstore: extend: %w", err)
+	rows, err := s.pool.Query(ctx, s.q.extendClaims, keys, nonces, until)
+	if err != nil {
+		return nil, time.Time{}, fmt.Errorf("pgstore: extend: %w", err)
 	}
-	return until, nil
+	var held []string
+	var key, nonce []byte
+	_, err = pgx.ForEachRow(rows, []any{&key, &nonce}, func() error {
+		held = append(held, hex.EncodeToString(key)+"."+hex.EncodeToString(nonce))
+		return nil
+	})
+	if err != nil {
+		return nil, time.Time{}, fmt.Errorf("pgstore: extend: %w", err)
+	}
+	return held, until, nil
 }
 
 // Ack implements sessions.Store: it deletes the rows still claimed under

@@ -172,9 +172,11 @@ RETURNING t.key, t.sealed_id, t.user_id, t.created_at, t.last_activity, t.idle_t
 	ackClaims = `DELETE FROM {t} AS t USING (` + heldClaims + `) AS held
 WHERE t.key = held.key AND t.claim = held.claim`
 
-	// extendClaims moves to $3 the lease end of the claims still held.
+	// extendClaims moves to $3 the lease end of the claims still held and
+	// returns their keys and nonces.
 	extendClaims = `UPDATE {t} AS t SET lease_end = $3 FROM (` + heldClaims + `) AS held
-WHERE t.key = held.key AND t.claim = held.claim`
+WHERE t.key = held.key AND t.claim = held.claim
+RETURNING t.key, t.claim`
 )
 
 // kindAdded tags the added session among create's rows.

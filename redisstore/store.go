@@ -732,49 +732,66 @@ func (s *Store) Ack(ctx context.Context, claims []string) error {
 }
 
 // Extend implements sessions.Store: claims still held under their tokens
-// are held for another lease (WithLease) from now.
-func (s *Store) Extend(ctx context.Context, claims []string, now time.Time) (time.Time, error) {
+// are held for another lease (WithLease) from now, and returned.
+func (s *Store) Extend(ctx context.Context, claims []string, now time.Time) ([]string, time.Time, error) {
 	until := time.UnixMicro(micros(now)).Add(s.o.lease)
-	if _, err := s.claims(ctx, "e", micros(until), claims); err != nil {
-		return time.Time{}, fmt.Errorf("redisstore: extend: %w", err)
+	held, err := s.claims(ctx, "e", micros(until), claims)
+	if err != nil {
+		return nil, time.Time{}, fmt.Errorf("redisstore: extend: %w", err)
 	}
-	return until, nil
+	return held, until, nil
 }
 
 // claims runs claimScript in mode "a" (ack) or "e" (extend until untilus)
 // on the well-formed tokens among claims, one script per shard group, and
-// returns how many claims it acted on.
-func (s *Store) claims(ctx context.Context, mode string, untilus int64, claims []string) (int64, error) {
-	byShard := make(map[string][]any)
+// returns the tokens it acted on.
+func (s *Store) claims(ctx context.Context, mode string, untilus int64, claims []string) ([]string, error) {
+	type group struct {
+		tokens  []string
+		triples []any
+	}
+	byShard := make(map[string]*group)
 	for _, c := range claims {
 		k, h, nonce, ok := parseClaim(c, s.isShard)
-		if ok {
-			byShard[k] = append(byShard[k], k, h, nonce)
+		if !ok {
+			continue
 		}
+		g := byShard[k]
+		if g == nil {
+			g = &group{}
+			byShard[k] = g
+		}
+		g.tokens = append(g.tokens, c)
+		g.triples = append(g.triples, k, h, nonce)
 	}
-	if len(byShard) == 0 {
-		return 0, nil
-	}
-	var n int64
-	run := func(keys []string, triples []any) error {
-		v, err := s.run(ctx, true, claimScript, keys, s.args(append([]any{mode, untilus}, triples...)...)...).Int64()
-		n += v
+	var done []string
+	run := func(keys []string, g *group) error {
+		pos, err := s.run(ctx, true, claimScript, keys, s.args(append([]any{mode, untilus}, g.triples...)...)...).Int64Slice()
+		for _, i := range pos {
+			if i >= 0 && int(i) < len(g.tokens) {
+				done = append(done, g.tokens[i])
+			}
+		}
 		return err
 	}
 	if !s.cluster {
-		var keys []string
-		var triples []any
-		for k, t := range byShard {
-			keys = append(keys, s.key(k, "l"))
-			triples = append(triples, t...)
+		if len(byShard) == 0 {
+			return nil, nil
 		}
-		return n, run(keys, triples)
+		all := &group{}
+		var keys []string
+		for k, g := range byShard {
+			keys = append(keys, s.key(k, "l"))
+			all.tokens = append(all.tokens, g.tokens...)
+			all.triples = append(all.triples, g.triples...)
+		}
+		return done, run(keys, all)
 	}
 	var err error
-	for k, t := range byShard {
-		err = errors.Join(err, run([]string{s.key(k, "l")}, t))
+	for k, g := range byShard {
+		err = errors.Join(err, run([]string{s.key(k, "l")}, g))
 	}
-	return n, err
+	return done, err
 }
 
 // parseClaim splits a claim token made by Expired; ok is false for a token

@@ -130,8 +130,9 @@ func testExpiredClaims(h *harness) {
 	require.NoError(t, h.s.Ack(h.ctx, []string{uuid.NewString(), "not-a-claim"}), "Ack of unknown claims")
 	require.NoError(t, h.s.Ack(h.ctx, nil), "Ack of no claims")
 	require.NoError(t, h.s.Ack(h.ctx, []string{live[0].ID}), "Ack of a live record's ID")
-	_, err := h.s.Extend(h.ctx, h.claims(claimed), time.Now())
+	held, _, err := h.s.Extend(h.ctx, h.claims(claimed), time.Now())
 	require.NoError(t, err, "Extend of acknowledged claims")
+	require.Empty(t, held, "Extend reported acknowledged claims as held")
 	for _, r := range expired {
 		h.requireGone(r, "after Ack")
 	}
@@ -491,8 +492,9 @@ func testExtend(h *harness, lease time.Duration) {
 	for time.Now().Before(until) {
 		if !time.Now().Before(next) {
 			now := time.Now()
-			end, err := h.s.Extend(h.ctx, []string{claim}, now)
+			held, end, err := h.s.Extend(h.ctx, []string{claim}, now)
 			require.NoError(t, err, "Extend")
+			require.Equal(t, []string{claim}, held, "Extend of a claim held")
 			require.False(t, end.Before(now.Add(lease-tolerance)), "Extend returned %v, less than a lease after %v", end, now)
 			next = now.Add(lease / 2)
 		}
@@ -528,8 +530,9 @@ func testStaleClaim(h *harness, lease time.Duration) {
 	if end := again[0].LeaseEnd; !end.IsZero() && end.Add(-lease).Before(secondAt) {
 		secondAt = end.Add(-lease)
 	}
-	_, err = h.s.Extend(h.ctx, []string{stale}, time.Now())
+	held, _, err := h.s.Extend(h.ctx, []string{stale, "not-a-claim"}, time.Now())
 	require.NoError(t, err, "Extend of a stale claim")
+	require.Empty(t, held, "Extend reported a stale claim as held")
 	require.NoError(t, h.s.Ack(h.ctx, []string{stale}), "Ack of a stale claim")
 	third := h.awaitRedelivery(secondAt, lease)
 	h.requireSameSet([]sessions.Record{a}, third, true, "Expired after a stale Ack")

@@ -65,6 +65,7 @@ func TestSuiteCatchesBrokenStores(t *testing.T) {
 		{"sameToken", "TestReferenceStoreLease/StaleClaimIgnored"},
 		{"ackStale", "TestReferenceStoreLease/StaleClaimIgnored"},
 		{"noExtend", "TestReferenceStoreLease/ExtendKeepsClaim"},
+		{"extendLies", "TestReferenceStoreLease/StaleClaimIgnored"},
 	}
 	for _, m := range mutants {
 		t.Run(m.bug, func(t *testing.T) {
@@ -311,18 +312,23 @@ func (s *refStore) held(token string) (string, bool) {
 	return "", false
 }
 
-func (s *refStore) Extend(_ context.Context, claims []string, now time.Time) (time.Time, error) {
+func (s *refStore) Extend(_ context.Context, claims []string, now time.Time) ([]string, time.Time, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	until := now.Add(s.lease)
+	var held []string
 	for _, token := range claims {
-		if id, ok := s.held(token); ok && s.bug != "noExtend" {
+		id, ok := s.held(token)
+		if ok && s.bug != "noExtend" {
 			c := s.claimed[id]
 			c.until = until
 			s.claimed[id] = c
 		}
+		if ok || s.bug == "extendLies" {
+			held = append(held, token)
+		}
 	}
-	return until, nil
+	return held, until, nil
 }
 
 func (s *refStore) Ack(_ context.Context, claims []string) error {
