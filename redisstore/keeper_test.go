@@ -60,7 +60,7 @@ func claimKeys(t *testing.T, s *Store) []string {
 // ending runs its hooks once: the first manager extends its claims while
 // their hooks are pending.
 func TestSlowHooksKeepTheirClaims(t *testing.T) {
-	const n, lease = 600, 200 * time.Millisecond
+	const n, lease = 600, 500 * time.Millisecond
 	stores := storesOn(t, 2, WithLease(lease))
 	expireSessions(t, stores[0], testKeys, n)
 
@@ -70,7 +70,7 @@ func TestSlowHooksKeepTheirClaims(t *testing.T) {
 	defer slow.Close()
 	hook := log.hook(0)
 	slow.OnTerminate(func(ev sessions.Event) {
-		time.Sleep(2 * time.Millisecond) // 600 × 2ms: six leases
+		time.Sleep(2 * time.Millisecond) // 600 × 2ms: more than two leases
 		hook(ev)
 	})
 	ended, err := slow.Cleanup(t.Context()) // claims all n in one batch, runs their hooks
@@ -109,7 +109,7 @@ func (f *failingAcks) Ack(ctx context.Context, claims []string) error {
 // land, and the claims are kept meanwhile: no ending runs twice although
 // another manager sweeps the same store.
 func TestFailedAckRetried(t *testing.T) {
-	const n, lease = 200, 150 * time.Millisecond
+	const n, lease = 200, 500 * time.Millisecond
 	stores := storesOn(t, 2, WithLease(lease))
 	expireSessions(t, stores[0], testKeys, n)
 
@@ -144,7 +144,7 @@ func TestFailedAckRetried(t *testing.T) {
 // TestRotatedKeyClaimAcknowledged: sessions sealed under a key that has
 // since been rotated out still end once: their claims need no key.
 func TestRotatedKeyClaimAcknowledged(t *testing.T) {
-	const n, lease = 50, 150 * time.Millisecond
+	const n, lease = 50, 300 * time.Millisecond
 	s := storesOn(t, 1, WithLease(lease))[0]
 	oldKeys := [][]byte{bytes.Repeat([]byte{9}, 32)}
 	expireSessions(t, s, oldKeys, n)
@@ -181,7 +181,7 @@ func TestRotatedKeyClaimAcknowledged(t *testing.T) {
 // hooks of a sweep are still queued; those hooks still run once, and their
 // claims are acknowledged, not left to lapse to another manager.
 func TestCloseFromAHookKeepsClaims(t *testing.T) {
-	const n, lease = 300, 150 * time.Millisecond
+	const n, lease = 300, 500 * time.Millisecond
 	stores := storesOn(t, 2, WithLease(lease))
 	expireSessions(t, stores[0], testKeys, n)
 
