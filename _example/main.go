@@ -7,6 +7,7 @@
 //	go run ./_example -idle 30s -max 2    # watch idle expiry and eviction
 //	go run ./_example -config config/session_config.json
 //	SESSIONS_KEY=$(openssl rand -hex 32) go run ./_example -redis 127.0.0.1:6379
+//	SESSIONS_KEY=$(openssl rand -hex 32) go run ./_example -postgres postgres://postgres@127.0.0.1:5432/test
 //
 // Sign in as alice, bob or carol; the password is "demo".
 //
@@ -18,6 +19,7 @@
 //	                  at least every DURATION/2, so idle endings show up promptly
 //	-max N            sessions per user, overriding the config file (-1: unlimited)
 //	-redis ADDR       keep sessions in the Redis server at ADDR (redisstore)
+//	-postgres URL     keep sessions in the PostgreSQL database at URL (pgstore; creates its table)
 //	-keys-file FILE   cookie-signing keys, one hex key per line, first signs;
 //	                  without it the keys come from $SESSIONS_KEY (hex, comma-separated)
 //	-insecure-cookie  send the cookie without Secure, named "session"
@@ -25,7 +27,7 @@
 // Keys: with the memory store and no keys the app signs with a random key
 // made at start (sessions die with the process anyway). With -redis, keys
 // must be stable and shared by every process: give -keys-file or
-// SESSIONS_KEY.
+// SESSIONS_KEY. The same holds for -postgres.
 //
 // Cookie: on a loopback address the app keeps the package default, a Secure
 // cookie named __Host-session, although it serves plain http: Chromium
@@ -78,6 +80,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	idle := fs.Duration("idle", 0, "idle timeout, overriding the config file")
 	maxSessions := fs.Int("max", 0, "sessions per user, overriding the config file (-1: unlimited)")
 	redisAddr := fs.String("redis", "", "keep sessions in the Redis server at `address`")
+	postgresURL := fs.String("postgres", "", "keep sessions in the PostgreSQL database at `url` (creates the table)")
 	keysFile := fs.String("keys-file", "", "cookie-signing keys `file`: one hex key per line, the first signs (default: $"+keysEnv+")")
 	insecure := fs.Bool("insecure-cookie", false, `send the session cookie without Secure, named "session"`)
 	if err := fs.Parse(args); err != nil {
@@ -116,11 +119,18 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	cfg.Keys = keys
 
 	acfg := appConfig{Sessions: cfg, Logger: log}
-	if *redisAddr != "" {
-		if len(keys) == 0 {
-			return fmt.Errorf("-redis needs stable signing keys shared by every process: set %s to a hex key (make one with `openssl rand -hex 32`) or give -keys-file", keysEnv)
+	if *redisAddr != "" && *postgresURL != "" {
+		return fmt.Errorf("-redis and -postgres: choose one store")
+	}
+	if *redisAddr != "" || *postgresURL != "" {
+		flagName, open, arg := "-redis", openRedisStore, *redisAddr
+		if *postgresURL != "" {
+			flagName, open, arg = "-postgres", openPostgresStore, *postgresURL
 		}
-		store, closeStore, err := openRedisStore(ctx, *redisAddr)
+		if len(keys) == 0 {
+			return fmt.Errorf("%s needs stable signing keys shared by every process: set %s to a hex key (make one with `openssl rand -hex 32`) or give -keys-file", flagName, keysEnv)
+		}
+		store, closeStore, err := open(ctx, arg)
 		if err != nil {
 			return err
 		}
