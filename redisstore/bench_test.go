@@ -235,3 +235,57 @@ func BenchmarkStart(b *testing.B) {
 	}
 	report(b, cnt, start)
 }
+
+// BenchmarkFloorGet is the floor of a read hit: one plain GET of a
+// 100-byte value through the same client as the other benchmarks, serial
+// and parallel. Compare BenchmarkRequestRead with it in one run:
+//
+//	go test -run '^$' -bench 'FloorGet|RequestRead' -count 6 ./redisstore
+func BenchmarkFloorGet(b *testing.B) {
+	c := newClient(b)
+	cnt := &counter{}
+	c.AddHook(cnt)
+	key := newPrefix(b, c) + "floor"
+	require.NoError(b, c.Set(b.Context(), key, make([]byte, 100), time.Hour).Err())
+	ctx := b.Context()
+	b.Run("mode=serial", func(b *testing.B) {
+		start := cnt.n.Load()
+		for range b.N {
+			if err := c.Get(ctx, key).Err(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		report(b, cnt, start)
+	})
+	b.Run("mode=parallel", func(b *testing.B) {
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if err := c.Get(ctx, key).Err(); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
+}
+
+// BenchmarkRequestReadParallel is BenchmarkRequestRead from GOMAXPROCS
+// goroutines, beside BenchmarkFloorGet/mode=parallel.
+func BenchmarkRequestReadParallel(b *testing.B) {
+	m, _, cookie := benchManager(b)
+	h := m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s, ok := sessions.FromContext(r.Context())
+		if !ok {
+			b.Error("no session")
+			return
+		}
+		_, _ = s.Get("name")
+	}))
+	b.RunParallel(func(pb *testing.PB) {
+		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		req.AddCookie(cookie)
+		for pb.Next() {
+			h.ServeHTTP(httptest.NewRecorder(), req)
+		}
+	})
+}

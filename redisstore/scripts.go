@@ -48,6 +48,7 @@ local function key(k, s) return P .. '{' .. k .. '}:' .. s end
 local function shard(h) return tonumber(string.sub(h, 1, 4), 16) % N end
 local function ptr(h) return key(shard(h), 'p:' .. h) end
 local function ttl(name, us) redis.call('PEXPIREAT', name, math.floor(us / 1000) + GRACE) end
+` + usLua + `
 local function keepAt(name, ms)
   if ms <= 0 then return end
   local t = redis.call('PEXPIRETIME', name)
@@ -108,9 +109,9 @@ end
 local function rebuild(k, uh)
   local U = key(k, 'u:' .. uh)
   for _, m in ipairs(redis.call('ZRANGE', key(k, 'e'), 0, -1)) do
-    local f = redis.call('HMGET', key(k, 's:' .. m), 'uh', 'au', 'dl')
+    local f = redis.call('HMGET', key(k, 's:' .. m), 'uh', 'a', 'dl')
     if f[1] == uh then
-      redis.call('ZADD', U, f[2], m)
+      redis.call('ZADD', U, us(f[2]), m)
       keepUser(k, uh, tonumber(f[3]))
     end
   end
@@ -127,13 +128,13 @@ local function members(k, uh)
   return ms
 end
 local function touch(k, h, rk, at, atns)
-  local f = redis.call('HMGET', rk, 'au', 'itu', 'adu', 'uh')
-  local au, itu, adu, uh = tonumber(f[1]), tonumber(f[2]), tonumber(f[3]), f[4]
+  local f = redis.call('HMGET', rk, 'a', 'it', 'ad', 'uh')
+  local au, itu, adu, uh = us(f[1]), us(f[2]), us(f[3]), f[4]
   local dl = math.max(au, at) + itu
   if adu > 0 and adu < dl then dl = adu end
   if at > au then
     au = at
-    redis.call('HSET', rk, 'a', atns, 'au', au, 'dl', dl)
+    redis.call('HSET', rk, 'a', atns, 'dl', dl)
   else redis.call('HSET', rk, 'dl', dl) end
   local E = key(k, 'e')
   redis.call('ZADD', E, dl, h)
@@ -148,6 +149,16 @@ local function touch(k, h, rk, at, atns)
   return dl
 end
 `
+
+// usLua defines us(s): the microseconds, rounded down, of a time or
+// duration kept in nanoseconds as a decimal string (the record's "a",
+// "it" and "ad"), exact where a Lua number would not hold the nanoseconds;
+// 0 for a field that is missing or empty (a zero time).
+const usLua = `local function us(s)
+  if not s or s == '' then return 0 end
+  if #s > 3 and string.byte(s, 1) ~= 45 then return tonumber(string.sub(s, 1, -4)) end
+  return math.floor(tonumber(s) / 1000)
+end`
 
 // createScript adds a session and enforces the user's limit.
 // KEYS[1]: P{k}:e; KEYS[2]: the reply key of this call (see retry.go).
@@ -303,8 +314,9 @@ if not rec.dl then` + helpers + `
 end
 if tonumber(rec.dl) <= tonumber(ARGV[11]) then return false end
 if ARGV[8] == '1' then
-  local at, au = tonumber(ARGV[7]), tonumber(rec.au)
-  if at > au and at - au >= tonumber(rec.itu) * tonumber(ARGV[10]) then` + helpers + `
+` + usLua + `
+  local at, au = tonumber(ARGV[7]), us(rec.a)
+  if at > au and at - au >= us(rec.it) * tonumber(ARGV[10]) then` + helpers + `
     touch(k, h, rk, at, ARGV[9])
     rec = record(rk)
   end
@@ -333,14 +345,15 @@ if k == '' then
 end
 local pre = ARGV[1] .. '{' .. k .. '}:'
 local rk = pre .. 's:' .. h
-local f = redis.call('HMGET', rk, 'dl', 'uh', 'au', 'itu', 'adu')
+local f = redis.call('HMGET', rk, 'dl', 'uh', 'a', 'it', 'ad')
 if not f[1] then` + helpers + `
   forget(k, h, '')
   return false
 end
 if tonumber(f[1]) <= tonumber(ARGV[7]) then return false end
 local GRACE, at, uh = tonumber(ARGV[3]), tonumber(ARGV[8]), f[2]
-local au, itu, adu = tonumber(f[3]), tonumber(f[4]), tonumber(f[5])
+` + usLua + `
+local au, itu, adu = us(f[3]), us(f[4]), us(f[5])
 local dl = math.max(au, at) + itu
 if adu > 0 and adu < dl then dl = adu end
 local npairs = tonumber(ARGV[10])
@@ -353,7 +366,7 @@ else
 end
 if at > au then
   au = at
-  hset[#hset + 1], hset[#hset + 2], hset[#hset + 3], hset[#hset + 4] = 'a', ARGV[9], 'au', au
+  hset[#hset + 1], hset[#hset + 2] = 'a', ARGV[9]
 end
 hset[#hset + 1], hset[#hset + 2] = 'dl', dl
 redis.call(unpack(hset))

@@ -247,7 +247,7 @@ func (s *Store) Create(ctx context.Context, rec sessions.Record, limit int, poli
 	}
 	now := micros(s.o.now())
 	args := s.args(k, h, uh, now, limit, pol, dl, au)
-	args = appendFields(args, h, uh, &rec, dl, au)
+	args = appendFields(args, h, uh, &rec)
 
 	if s.cluster {
 		// The pointer lives in another slot: write it first, so that a
@@ -283,12 +283,10 @@ func (s *Store) Create(ctx context.Context, rec sessions.Record, limit int, poli
 	return removed, nil
 }
 
-// appendFields appends the field/value pairs that store rec.
-func appendFields(args []any, h, uh string, rec *sessions.Record, dl, au int64) []any {
-	adu := int64(0)
-	if !rec.AbsoluteDeadline.IsZero() {
-		adu = micros(rec.AbsoluteDeadline)
-	}
+// appendFields appends the field/value pairs that store rec. The scripts
+// read the microseconds of the activity, idle timeout and absolute
+// deadline from "a", "it" and "ad" (usLua); empty strings are not stored.
+func appendFields(args []any, h, uh string, rec *sessions.Record) []any {
 	args = append(args,
 		"h", h,
 		"sid", rec.SealedID,
@@ -296,15 +294,16 @@ func appendFields(args []any, h, uh string, rec *sessions.Record, dl, au int64) 
 		"uh", uh,
 		"c", nanos(rec.CreatedAt),
 		"a", nanos(rec.LastActivity),
-		"au", au,
 		"it", int64(rec.IdleTimeout),
-		"itu", int64(rec.IdleTimeout/time.Microsecond),
-		"ad", nanos(rec.AbsoluteDeadline),
-		"adu", adu,
-		"dl", dl,
-		"ua", rec.UserAgent,
-		"ra", rec.RemoteAddr,
+		"dl", micros(rec.Deadline()),
 	)
+	for _, f := range [...]struct{ name, v string }{
+		{"ad", nanos(rec.AbsoluteDeadline)}, {"ua", rec.UserAgent}, {"ra", rec.RemoteAddr},
+	} {
+		if f.v != "" {
+			args = append(args, f.name, f.v)
+		}
+	}
 	for name, v := range rec.Values {
 		args = append(args, valuePrefix+name, v)
 	}
@@ -982,8 +981,6 @@ func (d *recordDecoder) field(name, val string, raw []byte) {
 		d.rec.CreatedAt = d.time(val)
 	case "a":
 		d.rec.LastActivity = d.time(val)
-	case "au":
-		d.f.au = d.num(val)
 	case "dl":
 		d.f.dl = d.num(val)
 	case "it":
@@ -1013,6 +1010,9 @@ func (d *recordDecoder) time(s string) time.Time {
 }
 
 func (d *recordDecoder) finish() (sessions.Record, stored, error) {
+	if !d.rec.LastActivity.IsZero() {
+		d.f.au = micros(d.rec.LastActivity)
+	}
 	if d.f.h == "" && d.err == nil {
 		d.err = errors.New("record without hash")
 	}
