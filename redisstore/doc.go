@@ -124,12 +124,13 @@
 //	P{j}:p:<h>   string k, the shard of the session (j is h's own shard)
 //	P{k}:r:<t>   the reply of the call with op token t, kept for its resends
 //
-// A session's hash holds its sealed ID ("sid"), its hash ("h"), user
-// ("uid") and user hash ("uh"), its times in nanoseconds (created "c",
-// activity "a", idle timeout "it", absolute deadline "ad"), its deadline
-// in microseconds ("dl") and its values; empty strings are not stored.
-// The scripts derive the microseconds they compare from the nanosecond
-// fields. (Before 1.0 the layout may change: this one dropped the
+// A session's hash holds its sealed ID ("sid"), user ("uid") and user
+// hash ("uh"), its times in nanoseconds (created "c", activity "a", idle
+// timeout "it", absolute deadline "ad"), its deadline in microseconds
+// ("dl") and its values; empty strings are not stored. The scripts derive
+// the microseconds they compare from the nanosecond fields, and add the
+// session's hash (from its key) to the records they return. (Before 1.0
+// the layout may change: this one dropped the session hash "h" and the
 // microsecond copies "au", "itu" and "adu". Sessions stored by an earlier
 // version are read, but processes of an earlier version must not share a
 // store with this one: their scripts need those fields.)

@@ -83,8 +83,12 @@ local function forget(k, h, uh)
   if uh ~= '' and redis.call('ZREM', key(k, 'u:' .. uh), h) == 1 then count(k, uh, -1) end
   if INLINE then redis.call('DEL', ptr(h)) end
 end
+local function withH(rec, h)
+  rec[#rec + 1], rec[#rec + 2] = 'h', h
+  return rec
+end
 local function finish(k, h, rk, uh)
-  local rec = redis.call('HGETALL', rk)
+  local rec = withH(redis.call('HGETALL', rk), h)
   redis.call('DEL', rk)
   forget(k, h, uh)
   return rec
@@ -433,7 +437,7 @@ for _, m in ipairs(members(k, uh)) do
   elseif tonumber(mdl) > now then
     if del then out[#out + 1] = finish(k, m, mk, uh)
     else
-      out[#out + 1] = redis.call('HGETALL', mk)
+      out[#out + 1] = withH(redis.call('HGETALL', mk), m)
       repoint(m, k, mdl)
     end
   end
@@ -465,7 +469,7 @@ for i = 7, #ARGV do
         users = users + 1
       end
       if all then
-        out[#out + 1] = redis.call('HGETALL', mk)
+        out[#out + 1] = withH(redis.call('HGETALL', mk), m)
         repoint(m, k, f[1])
       end
     end
@@ -492,7 +496,7 @@ local out = {}
 for i = 9, #ARGV do
   for _, m in ipairs(redis.call('ZRANGEBYSCORE', key(ARGV[i], 'l'), untilT, untilT)) do
     local ck = key(ARGV[i], 'c:' .. m)
-    if redis.call('HGET', ck, 'cl') == nonce then out[#out + 1] = redis.call('HGETALL', ck) end
+    if redis.call('HGET', ck, 'cl') == nonce then out[#out + 1] = withH(redis.call('HGETALL', ck), m) end
   end
 end
 if #out > 0 then return out end
@@ -501,7 +505,7 @@ local function claim(k, m, ck)
   redis.call('ZADD', key(k, 'l'), untilT, m)
   keep(key(k, 'l'), untilT)
   ttl(ck, untilT)
-  out[#out + 1] = redis.call('HGETALL', ck)
+  out[#out + 1] = withH(redis.call('HGETALL', ck), m)
 end
 for i = 9, #ARGV do
   local k = ARGV[i]

@@ -247,7 +247,7 @@ func (s *Store) Create(ctx context.Context, rec sessions.Record, limit int, poli
 	}
 	now := micros(s.o.now())
 	args := s.args(k, h, uh, now, limit, pol, dl, au)
-	args = appendFields(args, h, uh, &rec)
+	args = appendFields(args, uh, &rec)
 
 	if s.cluster {
 		// The pointer lives in another slot: write it first, so that a
@@ -286,9 +286,8 @@ func (s *Store) Create(ctx context.Context, rec sessions.Record, limit int, poli
 // appendFields appends the field/value pairs that store rec. The scripts
 // read the microseconds of the activity, idle timeout and absolute
 // deadline from "a", "it" and "ad" (usLua); empty strings are not stored.
-func appendFields(args []any, h, uh string, rec *sessions.Record) []any {
+func appendFields(args []any, uh string, rec *sessions.Record) []any {
 	args = append(args,
-		"h", h,
 		"sid", rec.SealedID,
 		"uid", rec.UserID,
 		"uh", uh,
@@ -845,6 +844,9 @@ func decodeRecords(v any) ([]sessions.Record, []string, error) {
 			return nil, nil, fmt.Errorf("unexpected reply %T", item)
 		}
 		rec, f, err := decodeRecord(fields)
+		if err == nil && f.h == "" {
+			err = errors.New("record without hash")
+		}
 		if err != nil {
 			return nil, nil, err
 		}
@@ -1012,9 +1014,6 @@ func (d *recordDecoder) time(s string) time.Time {
 func (d *recordDecoder) finish() (sessions.Record, stored, error) {
 	if !d.rec.LastActivity.IsZero() {
 		d.f.au = micros(d.rec.LastActivity)
-	}
-	if d.f.h == "" && d.err == nil {
-		d.err = errors.New("record without hash")
 	}
 	return d.rec, d.f, d.err
 }
