@@ -205,7 +205,32 @@ if uh ~= '' then
     redis.call('PEXPIREAT', U, ms + GRACE)
     redis.call('SET', C, 1, 'PXAT', ms + GRACE)
   else
-    if limit > 0 then` + helpers + `
+    -- A user whose sessions are all live, under the limit, and whose
+    -- index holds what its count says needs no helper: one HGET per
+    -- session reads its deadline, and a missing pointer is re-created
+    -- (repoint). Anything else takes the path below from the start.
+    local odd = limit > 0 and #mem ~= n
+    if limit > 0 and not odd and #mem < limit then
+      local dls = {}
+      for i, m in ipairs(mem) do
+        local mdl = redis.call('HGET', pre .. 's:' .. m, 'dl')
+        if not mdl or tonumber(mdl) <= now then
+          odd = true
+          break
+        end
+        dls[i] = mdl
+      end
+      if not odd and INLINE then
+        local N = tonumber(ARGV[2])
+        for i, m in ipairs(mem) do
+          local mp = P .. '{' .. (tonumber(string.sub(m, 1, 4), 16) % N) .. '}:p:' .. m
+          if redis.call('EXISTS', mp) == 0 then
+            redis.call('SET', mp, k, 'PXAT', math.floor(tonumber(dls[i]) / 1000) + GRACE)
+          end
+        end
+      end
+    else odd = limit > 0 end
+    if odd then` + helpers + `
       if #mem < n then
         rebuild(k, uh)
         mem = redis.call('ZRANGE', U, 0, -1)
