@@ -317,8 +317,9 @@ if tonumber(f[1]) <= tonumber(ARGV[7]) then return false end
 // does with fewer commands: one HGETALL reads the record, its deadline and
 // its activity (in RESP3, as a Lua table keyed by field, which the server
 // builds faster than the RESP2 array), and the helpers are defined only on
-// the paths that look for a lost pointer, forget a vanished record or
-// record activity. It returns the record packed by cmsgpack: one bulk
+// the paths that look for a lost pointer or forget a vanished record; an
+// activity write (touch, inline) patches the record it read instead of
+// reading it again. It returns the record packed by cmsgpack: one bulk
 // string, cheaper to send and to decode than the field/value array.
 var loadScript = redis.NewScript(`#!lua
 local function record(rk)
@@ -344,10 +345,40 @@ end
 if tonumber(rec.dl) <= tonumber(ARGV[11]) then return false end
 if ARGV[8] == '1' then
 ` + usLua + `
-  local at, au = tonumber(ARGV[7]), us(rec.a)
-  if at > au and at - au >= us(rec.it) * tonumber(ARGV[10]) then` + helpers + `
-    touch(k, h, rk, at, ARGV[9])
-    rec = record(rk)
+  local at, au, itu = tonumber(ARGV[7]), us(rec.a), us(rec.it)
+  if at > au and at - au >= itu * tonumber(ARGV[10]) then
+    -- touch of the helpers, from the fields read: the record is patched
+    -- instead of read again.
+    local GRACE, adu, uh = tonumber(ARGV[3]), us(rec.ad), rec.uh
+    local dl = at + itu
+    if adu > 0 and adu < dl then dl = adu end
+    local dls = string.format('%d', dl)
+    redis.call('HSET', rk, 'a', ARGV[9], 'dl', dls)
+    local pre = ARGV[1] .. '{' .. k .. '}:'
+    local ms = math.floor(dl / 1000) + GRACE
+    local function keepAt(name)
+      if ms <= 0 then return false end
+      local t = redis.call('PEXPIRETIME', name)
+      if t == -1 or (t >= 0 and t < ms) then
+        redis.call('PEXPIREAT', name, ms + GRACE)
+        return true
+      end
+      return false
+    end
+    local E = pre .. 'e'
+    redis.call('ZADD', E, dl, h)
+    keepAt(E)
+    redis.call('PEXPIREAT', rk, ms)
+    if uh and uh ~= '' then
+      local U = pre .. 'u:' .. uh
+      redis.call('ZADD', U, at, h)
+      if keepAt(U) then redis.call('PEXPIREAT', pre .. 'n:' .. uh, ms + GRACE) end
+    end
+    if ARGV[4] == '1' then
+      local N = tonumber(ARGV[2])
+      redis.call('PEXPIREAT', ARGV[1] .. '{' .. (tonumber(string.sub(h, 1, 4), 16) % N) .. '}:p:' .. h, ms)
+    end
+    rec.a, rec.dl = ARGV[9], dls
   end
 end
 return cmsgpack.pack(rec)
