@@ -309,6 +309,39 @@ end
 if tonumber(f[1]) <= tonumber(ARGV[7]) then return false end
 `
 
+// refileLua files a session whose activity was just written under its new
+// deadline, inline (no helper functions, for the hot paths of loadScript
+// and updateScript): the deadline index, the user index scored by the
+// activity, and the TTLs of the record, the indexes (extended by one more
+// grace when due) and, outside Cluster, the pointer. It reads the locals
+// dl, au (the activity), h, rk, uh (nil or empty for an anonymous session),
+// pre (P{k}:) and GRACE, and leaves ms (the record's expiry, Unix ms).
+const refileLua = `
+local ms = math.floor(dl / 1000) + GRACE
+local function keepAt(name)
+  if ms <= 0 then return false end
+  local t = redis.call('PEXPIRETIME', name)
+  if t == -1 or (t >= 0 and t < ms) then
+    redis.call('PEXPIREAT', name, ms + GRACE)
+    return true
+  end
+  return false
+end
+local E = pre .. 'e'
+redis.call('ZADD', E, dl, h)
+keepAt(E)
+redis.call('PEXPIREAT', rk, ms)
+if uh and uh ~= '' then
+  local U = pre .. 'u:' .. uh
+  redis.call('ZADD', U, au, h)
+  if keepAt(U) then redis.call('PEXPIREAT', pre .. 'n:' .. uh, ms + GRACE) end
+end
+if ARGV[4] == '1' then
+  local N = tonumber(ARGV[2])
+  redis.call('PEXPIREAT', ARGV[1] .. '{' .. (tonumber(string.sub(h, 1, 4), 16) % N) .. '}:p:' .. h, ms)
+end
+`
+
 // loadScript returns a live record, recording activity at ARGV[7] first
 // when ARGV[8] is "1" and the stored activity lags it by at least ARGV[10]
 // (a fraction) of the idle timeout. ARGV[9] is the activity in
@@ -355,29 +388,8 @@ if ARGV[8] == '1' then
     local dls = string.format('%d', dl)
     redis.call('HSET', rk, 'a', ARGV[9], 'dl', dls)
     local pre = ARGV[1] .. '{' .. k .. '}:'
-    local ms = math.floor(dl / 1000) + GRACE
-    local function keepAt(name)
-      if ms <= 0 then return false end
-      local t = redis.call('PEXPIRETIME', name)
-      if t == -1 or (t >= 0 and t < ms) then
-        redis.call('PEXPIREAT', name, ms + GRACE)
-        return true
-      end
-      return false
-    end
-    local E = pre .. 'e'
-    redis.call('ZADD', E, dl, h)
-    keepAt(E)
-    redis.call('PEXPIREAT', rk, ms)
-    if uh and uh ~= '' then
-      local U = pre .. 'u:' .. uh
-      redis.call('ZADD', U, at, h)
-      if keepAt(U) then redis.call('PEXPIREAT', pre .. 'n:' .. uh, ms + GRACE) end
-    end
-    if ARGV[4] == '1' then
-      local N = tonumber(ARGV[2])
-      redis.call('PEXPIREAT', ARGV[1] .. '{' .. (tonumber(string.sub(h, 1, 4), 16) % N) .. '}:p:' .. h, ms)
-    end
+    au = at
+` + refileLua + `
     rec.a, rec.dl = ARGV[9], dls
   end
 end
@@ -436,29 +448,7 @@ if last < #ARGV then
     for i = last + 1, #ARGV do redis.call('HDEL', rk, ARGV[i]) end
   end
 end
-local ms = math.floor(dl / 1000) + GRACE
-local function keepAt(name)
-  if ms <= 0 then return false end
-  local t = redis.call('PEXPIRETIME', name)
-  if t == -1 or (t >= 0 and t < ms) then
-    redis.call('PEXPIREAT', name, ms + GRACE)
-    return true
-  end
-  return false
-end
-local E = pre .. 'e'
-redis.call('ZADD', E, dl, h)
-keepAt(E)
-redis.call('PEXPIREAT', rk, ms)
-if uh ~= '' then
-  local U = pre .. 'u:' .. uh
-  redis.call('ZADD', U, au, h)
-  if keepAt(U) then redis.call('PEXPIREAT', pre .. 'n:' .. uh, ms + GRACE) end
-end
-if ARGV[4] == '1' then
-  local N = tonumber(ARGV[2])
-  redis.call('PEXPIREAT', ARGV[1] .. '{' .. (tonumber(string.sub(h, 1, 4), 16) % N) .. '}:p:' .. h, ms)
-end
+` + refileLua + `
 return dl
 `)
 
