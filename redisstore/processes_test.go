@@ -310,6 +310,26 @@ func (f sweepFigures) String() string {
 		f.sessions, f.runs, f.lost, f.doubled, f.crashWindow, f.unknown, f.patterns)
 }
 
+// sweepRedis starts a redis-server of the test's own and returns it with a
+// client, closed at the end of the test.
+func sweepRedis(t *testing.T) (*redisProcess, *redis.Client) {
+	srv := startRedis(t)
+	c := redis.NewClient(&redis.Options{Addr: srv.addr})
+	t.Cleanup(func() { _ = c.Close() })
+	return srv, c
+}
+
+// awaitAllRun waits until the hook log names n endings, then two leases
+// more, in case some claim comes back; it reports whether all n ran.
+func awaitAllRun(t *testing.T, logPath string, n int, lease time.Duration) bool {
+	t.Helper()
+	ok := assert.Eventually(t, func() bool { return len(readHookFile(t, logPath).runs) >= n },
+		45*time.Second, 20*time.Millisecond)
+	settle := time.Now().Add(2 * lease)
+	require.Eventually(t, func() bool { return time.Now().After(settle) }, 10*time.Second, 10*time.Millisecond)
+	return ok
+}
+
 // TestSweeperProcessesOneKilled: three sweeper processes with a short
 // lease and hooks of ~1.5 ms share the expiry of 5,000 sessions; one is
 // killed with SIGKILL mid-sweep. Every ending runs its hooks; exactly once,
@@ -318,9 +338,7 @@ func (f sweepFigures) String() string {
 func TestSweeperProcessesOneKilled(t *testing.T) {
 	const n, lease, hookTime, idle = 5000, 1500 * time.Millisecond, 1500 * time.Microsecond, time.Second
 	start := time.Now()
-	srv := startRedis(t)
-	c := redis.NewClient(&redis.Options{Addr: srv.addr})
-	t.Cleanup(func() { _ = c.Close() })
+	srv, c := sweepRedis(t)
 	const prefix = "procs:"
 	logPath := filepath.Join(t.TempDir(), "hooks.log")
 	ps := startSweepers(t, 3, srv.addr, prefix, logPath, lease, hookTime)
@@ -344,17 +362,11 @@ func TestSweeperProcessesOneKilled(t *testing.T) {
 
 	// Wait until every ending ran its hooks, then two leases more, in case
 	// some claim comes back.
-	var h hookFile
-	ok := assert.Eventually(t, func() bool {
-		h = readHookFile(t, logPath)
-		return len(h.runs) >= n
-	}, 45*time.Second, 20*time.Millisecond)
-	settle := time.Now().Add(2 * lease)
-	require.Eventually(t, func() bool { return time.Now().After(settle) }, 10*time.Second, 10*time.Millisecond)
+	ok := awaitAllRun(t, logPath, n, lease)
 	for _, p := range ps[1:] {
 		p.stop(t)
 	}
-	h = readHookFile(t, logPath)
+	h := readHookFile(t, logPath)
 	f := figuresOf(h, ids, victim)
 	t.Logf("%v; runs by process %v; %v in all", f, h.by, time.Since(start).Round(time.Millisecond))
 	require.True(t, ok, "endings never handled: %v", f)
@@ -382,9 +394,7 @@ func TestSweeperProcessesOneKilled(t *testing.T) {
 func TestSweeperProcessPaused(t *testing.T) {
 	const n, lease, hookTime, idle = 3000, 1500 * time.Millisecond, 1500 * time.Microsecond, time.Second
 	start := time.Now()
-	srv := startRedis(t)
-	c := redis.NewClient(&redis.Options{Addr: srv.addr})
-	t.Cleanup(func() { _ = c.Close() })
+	srv, c := sweepRedis(t)
 	const prefix = "paused:"
 	logPath := filepath.Join(t.TempDir(), "hooks.log")
 	ps := startSweepers(t, 3, srv.addr, prefix, logPath, lease, hookTime)
@@ -407,17 +417,11 @@ func TestSweeperProcessPaused(t *testing.T) {
 		frozen, time.Since(stoppedAt).Round(time.Millisecond), atStop.by[frozen], atStop.lines, claims, mid.lines)
 	assert.Less(t, atStop.lines, n, "the sweep was over before the freeze")
 
-	var h hookFile
-	ok := assert.Eventually(t, func() bool {
-		h = readHookFile(t, logPath)
-		return len(h.runs) >= n
-	}, 45*time.Second, 20*time.Millisecond)
-	settle := time.Now().Add(2 * lease)
-	require.Eventually(t, func() bool { return time.Now().After(settle) }, 10*time.Second, 10*time.Millisecond)
+	ok := awaitAllRun(t, logPath, n, lease)
 	for _, p := range ps {
 		p.stop(t)
 	}
-	h = readHookFile(t, logPath)
+	h := readHookFile(t, logPath)
 	f := figuresOf(h, ids, frozen)
 	t.Logf("%v (window: one run by the frozen process); runs by process %v; %v in all", f, h.by, time.Since(start).Round(time.Millisecond))
 	require.True(t, ok, "endings never handled: %v", f)
@@ -438,9 +442,7 @@ func TestSweeperProcessPaused(t *testing.T) {
 func TestSweeperProcessBacklog(t *testing.T) {
 	const n, lease, hookTime, idle = 3000, 1500 * time.Millisecond, time.Millisecond, 50 * time.Millisecond
 	start := time.Now()
-	srv := startRedis(t)
-	c := redis.NewClient(&redis.Options{Addr: srv.addr})
-	t.Cleanup(func() { _ = c.Close() })
+	srv, c := sweepRedis(t)
 	const prefix = "backlog:"
 	logPath := filepath.Join(t.TempDir(), "hooks.log")
 	ids := createExpiring(t, c, prefix, n, idle)
@@ -448,15 +450,9 @@ func TestSweeperProcessBacklog(t *testing.T) {
 	require.Eventually(t, func() bool { return time.Now().After(due) }, 5*time.Second, time.Millisecond)
 	ps := startSweepers(t, 1, srv.addr, prefix, logPath, lease, hookTime)
 
-	var h hookFile
-	ok := assert.Eventually(t, func() bool {
-		h = readHookFile(t, logPath)
-		return len(h.runs) >= n
-	}, 45*time.Second, 20*time.Millisecond)
-	settle := time.Now().Add(2 * lease)
-	require.Eventually(t, func() bool { return time.Now().After(settle) }, 10*time.Second, 10*time.Millisecond)
+	ok := awaitAllRun(t, logPath, n, lease)
 	ps[0].stop(t)
-	h = readHookFile(t, logPath)
+	h := readHookFile(t, logPath)
 	f := figuresOf(h, ids, 0)
 	t.Logf("%v; %v in all", f, time.Since(start).Round(time.Millisecond))
 	require.True(t, ok, "endings never handled: %v", f)
