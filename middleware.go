@@ -106,12 +106,13 @@ func (m *Manager) Middleware(next http.Handler) http.Handler {
 		rw := &sc.w
 		value, from, ok := m.requestToken(r)
 		if ok {
-			s, err := m.fromCookie(sc, value)
+			now := time.Now()
+			s, err := m.fromCookie(sc, value, now)
 			switch {
 			case err == nil:
 				st.s.Store(s)
 				st.from = from
-				if from == cookieHeader && m.cookies.stale(value, time.Now()) {
+				if from == cookieHeader && m.cookies.stale(value, now) {
 					m.reissue(rw.Header(), st, s)
 				}
 			case errors.Is(err, errBadCookie):
@@ -149,13 +150,12 @@ func (m *Manager) requestToken(r *http.Request) (value, from string, ok bool) {
 }
 
 // fromCookie returns the live session a cookie value (or header token)
-// names and records activity on it. On the memory store a value that
-// verified before is recognised without recomputing the MAC.
-func (m *Manager) fromCookie(ctx context.Context, value string) (*Session, error) {
+// names and records activity on it at now. On the memory store a value
+// that verified before is recognised without recomputing the MAC.
+func (m *Manager) fromCookie(ctx context.Context, value string, now time.Time) (*Session, error) {
 	if m.closed.Load() {
 		return nil, ErrClosed
 	}
-	now := time.Now()
 	if m.mem != nil && len(value) <= maxCookieLen {
 		if id, ok := unverified(value); ok {
 			if s := m.mem.lookup(id); s != nil && s.remembers(m.cookies, value) {
