@@ -123,14 +123,12 @@ func (c *cookieCodec) cookie(value string) *http.Cookie {
 // (1 - 1/reissueFraction) of MaxAge.
 const reissueFraction = 10
 
-// stale reports whether value, a persistent cookie's verified value, was
-// issued more than MaxAge/reissueFraction before now.
-func (c *cookieCodec) stale(value string, now time.Time) bool {
-	if c.cfg.MaxAge <= 0 {
-		return false
-	}
-	p, ok := parseValue(value)
-	if !ok || p.browserSession {
+// stale reports whether p, the parts of a persistent cookie's verified
+// value (see parseValue), says it was issued more than
+// MaxAge/reissueFraction before now. The zero valueParts, of a value that
+// could not be read, is never stale.
+func (c *cookieCodec) stale(p valueParts, now time.Time) bool {
+	if c.cfg.MaxAge <= 0 || p == (valueParts{}) || p.browserSession {
 		return false
 	}
 	// The date has whole seconds: count from the end of its second, so
@@ -147,7 +145,10 @@ type valueParts struct {
 }
 
 // parseValue reads a signed value's parts without checking the signature,
-// and without allocating. Only a value that verified may be trusted.
+// and without allocating. Only a value that verified may be trusted: the
+// Middleware's memory-store path uses the ID of a value that has not only
+// to select a session that must then remember the very same value (see
+// remembers); anything else goes to the full check.
 func parseValue(value string) (p valueParts, ok bool) {
 	// The value is base64("date|base64(payload)|mac") with a decimal date
 	// and a payload of the ID and an optional flag byte: for any date up to
@@ -217,16 +218,6 @@ func decodeQuads[S ~string | ~[]byte](dst []byte, src S) bool {
 		src, dst = src[4:], dst[3:]
 	}
 	return true
-}
-
-// unverified reads the ID out of a cookie value without checking the
-// signature, and without allocating. The ID only selects a session that
-// must then remember value (see remembers): a value is accepted that way
-// only if the very same value verified before, under the same keys.
-// Anything else goes to the full check.
-func unverified(value string) (id uuid.UUID, ok bool) {
-	p, ok := parseValue(value)
-	return p.id, ok
 }
 
 // remembers reports whether value is exactly a cookie value that c

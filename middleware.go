@@ -107,12 +107,12 @@ func (m *Manager) Middleware(next http.Handler) http.Handler {
 		value, from, ok := m.requestToken(r)
 		if ok {
 			now := time.Now()
-			s, err := m.fromCookie(sc, value, now)
+			s, parts, err := m.fromCookie(sc, value, now)
 			switch {
 			case err == nil:
 				st.s.Store(s)
 				st.from = from
-				if from == cookieHeader && m.cookies.stale(value, now) {
+				if from == cookieHeader && m.cookies.stale(parts, now) {
 					m.reissue(rw.Header(), st, s)
 				}
 			case errors.Is(err, errBadCookie):
@@ -150,38 +150,47 @@ func (m *Manager) requestToken(r *http.Request) (value, from string, ok bool) {
 }
 
 // fromCookie returns the live session a cookie value (or header token)
-// names and records activity on it at now. On the memory store a value
-// that verified before is recognised without recomputing the MAC.
-func (m *Manager) fromCookie(ctx context.Context, value string, now time.Time) (*Session, error) {
+// names, and records activity on it at now. With the session it returns
+// the value's clear parts (see parseValue) when the re-issue check needs
+// them (Cookie.MaxAge is set) or they were read anyway, else the zero
+// valueParts. On the memory store a value that verified before is
+// recognised without recomputing the MAC.
+func (m *Manager) fromCookie(ctx context.Context, value string, now time.Time) (*Session, valueParts, error) {
 	if m.closed.Load() {
-		return nil, ErrClosed
+		return nil, valueParts{}, ErrClosed
 	}
 	if m.mem != nil && len(value) <= maxCookieLen {
-		if id, ok := unverified(value); ok {
-			if s := m.mem.lookup(id); s != nil && s.remembers(m.cookies, value) {
+		if p, ok := parseValue(value); ok {
+			if s := m.mem.lookup(p.id); s != nil && s.remembers(m.cookies, value) {
 				if s.expiredAt(now.UnixNano()) {
-					return nil, ErrNotFound
+					return nil, valueParts{}, ErrNotFound
 				}
 				s.touchAt(now.UnixNano())
-				return s, nil
+				return s, p, nil
 			}
 		}
 	}
 	id, err := m.cookies.decode(value)
 	if err != nil {
-		return nil, err
+		return nil, valueParts{}, err
 	}
 	s, err := m.b.get(ctx, id, true, now)
 	switch {
 	case errors.Is(err, ErrNotFound):
-		return nil, err
+		return nil, valueParts{}, err
 	case err != nil:
-		return nil, &sessionError{tag: logID(id.String()), err: m.storeErr("load", err)}
+		return nil, valueParts{}, &sessionError{tag: logID(id.String()), err: m.storeErr("load", err)}
 	}
 	if m.mem != nil {
 		s.remember(m.cookies, value)
 	}
-	return s, nil
+	var p valueParts
+	if m.cfg.Cookie.MaxAge > 0 {
+		if q, ok := parseValue(value); ok {
+			p = q
+		}
+	}
+	return s, p, nil
 }
 
 // sendCookie sets line as the response's Set-Cookie of the session
