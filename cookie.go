@@ -2,6 +2,7 @@ package sessions
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"hash/maphash"
 	"net/http"
@@ -159,10 +160,11 @@ func parseValue(value string) (p valueParts, ok bool) {
 		return p, false // shorter than any value we issue
 	}
 	var buf [prefix / 4 * 3]byte
-	if !decodeQuads(buf[:], value[:prefix]) {
+	n, err := base64.URLEncoding.Decode(buf[:], []byte(value[:prefix]))
+	if err != nil {
 		return p, false
 	}
-	b := buf[:] // "date|base64(payload)|" and the start of the MAC
+	b := buf[:n] // "date|base64(payload)|" and the start of the MAC
 	i := bytes.IndexByte(b, '|')
 	if i <= 0 {
 		return p, false
@@ -174,50 +176,18 @@ func parseValue(value string) (p valueParts, ok bool) {
 		p.issued = p.issued*10 + int64(d-'0')
 	}
 	b = b[i+1:]
-	const payloadLen = 24 // base64 of the 16-byte ID, or of the ID and the flag byte
-	if len(b) <= payloadLen || b[payloadLen] != '|' {
+	j := bytes.IndexByte(b, '|')
+	if j != base64.URLEncoding.EncodedLen(len(p.id)) { // also keeps Decode within idBuf; 16 or 17 bytes
 		return p, false
 	}
-	// Five whole quads hold the ID's first 15 bytes; the last one, padded,
-	// its 16th byte and the flag byte if there is one.
-	var idBuf [18]byte
-	if !decodeQuads(idBuf[:15], b[:20]) {
-		return p, false
-	}
-	var q [4]byte
-	copy(q[:], b[20:payloadLen])
-	n := 3 // bytes in the last quad
-	if q[3] == '=' {
-		n, q[3] = 2, 'A'
-		if q[2] == '=' {
-			n, q[2] = 1, 'A'
-		}
-	}
-	if !decodeQuads(idBuf[15:], q[:]) {
+	var idBuf [32]byte
+	m, err := base64.URLEncoding.Decode(idBuf[:], b[:j])
+	if err != nil || m < len(p.id) {
 		return p, false
 	}
 	copy(p.id[:], idBuf[:len(p.id)])
-	p.browserSession = n > 1 && idBuf[len(p.id)] == flagBrowserSession
+	p.browserSession = m > len(p.id) && idBuf[len(p.id)] == flagBrowserSession
 	return p, true
-}
-
-// decodeQuads decodes src, unpadded base64url of a length that is a
-// multiple of 4, into dst, which holds len(src)/4*3 bytes. It reports false
-// if src has a character outside the alphabet.
-func decodeQuads[S ~string | ~[]byte](dst []byte, src S) bool {
-	for len(src) >= 4 && len(dst) >= 3 {
-		// base64URLValue is a value plus one, so a byte outside the
-		// alphabet wraps around to 255.
-		a, b := base64URLValue[src[0]]-1, base64URLValue[src[1]]-1
-		c, d := base64URLValue[src[2]]-1, base64URLValue[src[3]]-1
-		if a|b|c|d > 63 {
-			return false
-		}
-		v := uint32(a)<<18 | uint32(b)<<12 | uint32(c)<<6 | uint32(d)
-		dst[0], dst[1], dst[2] = byte(v>>16), byte(v>>8), byte(v)
-		src, dst = src[4:], dst[3:]
-	}
-	return true
 }
 
 // remembers reports whether value is exactly a cookie value that c
