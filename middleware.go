@@ -496,6 +496,16 @@ func (w *respWriter) Write(b []byte) (int, error) {
 	return w.ResponseWriter.Write(b)
 }
 
+// WriteString implements io.StringWriter, so that io.WriteString through
+// the Middleware writes s as the server's writer does, without copying it
+// to a []byte first.
+func (w *respWriter) WriteString(s string) (int, error) {
+	if !w.begin() {
+		return 0, errSaveFailed
+	}
+	return io.WriteString(w.ResponseWriter, s)
+}
+
 // ReadFrom implements io.ReaderFrom, so that http.ServeContent through the
 // Middleware can still use the server's sendfile path.
 func (w *respWriter) ReadFrom(src io.Reader) (int64, error) {

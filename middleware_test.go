@@ -1058,7 +1058,16 @@ func TestGenericStoreSavesBeforeTheResponse(t *testing.T) {
 			cs.fail.Store(true)
 			defer cs.fail.Store(false)
 		}
-		if _, err := w.Write([]byte("first byte")); err != nil {
+		write := func() error { _, err := w.Write([]byte("first byte")); return err }
+		if r.URL.Query().Get("string") != "" { // through the wrapper's WriteString
+			sw, ok := w.(io.StringWriter)
+			if !ok {
+				handlerErr.Store(errors.New("the Middleware's writer is not an io.StringWriter"))
+				return
+			}
+			write = func() error { _, err := sw.WriteString("first byte"); return err }
+		}
+		if err := write(); err != nil {
 			handlerErr.Store(err)
 			return
 		}
@@ -1088,5 +1097,29 @@ func TestGenericStoreSavesBeforeTheResponse(t *testing.T) {
 	assert.Equal(t, http.StatusServiceUnavailable, w.Code)
 	assert.NotContains(t, w.Body.String(), "first byte")
 	assert.NotNil(t, handlerErr.Load(), "the handler's write fails")
+	assertNoSetCookie(t, w.Result())
+
+	// The same through WriteString.
+	handlerErr = atomic.Value{}
+	r = httptest.NewRequest(http.MethodPost, "/?v=three&string=1", nil)
+	r.AddCookie(ck)
+	w = httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	assert.Equal(t, http.StatusOK, w.Code)
+	assert.Equal(t, "first byte", w.Body.String())
+	assert.Equal(t, []string{"Cookie"}, w.Result().Header.Values("Vary"))
+	assert.Nil(t, handlerErr.Load())
+	got, err = m.Get(ctx, s.ID())
+	require.NoError(t, err)
+	v, _ = got.Get("k")
+	assert.Equal(t, "three", v)
+
+	r = httptest.NewRequest(http.MethodPost, "/?v=four&fail=1&string=1", nil)
+	r.AddCookie(ck)
+	w = httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	assert.Equal(t, http.StatusServiceUnavailable, w.Code)
+	assert.NotContains(t, w.Body.String(), "first byte")
+	assert.ErrorContains(t, handlerErr.Load().(error), "save failed", "the handler's WriteString fails")
 	assertNoSetCookie(t, w.Result())
 }
