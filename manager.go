@@ -56,6 +56,7 @@ type Manager struct {
 	keeper  *claimKeeper // holds a shared store's claims; nil with the memory store
 	retry   *retrier     // finishes a shared store's unanswered calls; nil with the memory store
 	web     webState     // web.go: token header, one-time warnings
+	placer  Placer       // the store, when it places session IDs
 
 	closed  atomic.Bool
 	closing chan struct{} // closed when Close starts: sweeps stop waiting for hooks
@@ -146,6 +147,7 @@ func NewManager(cfg Config, opts ...Option) (*Manager, error) {
 			return nil, fmt.Errorf("sessions: %w", err)
 		}
 		m.b = &storeBackend{st: o.store, cfg: &m.cfg, sealer: sealer, log: o.log, closed: &m.closed}
+		m.placer, _ = o.store.(Placer)
 	}
 	if !cfg.DisableAutoCleanup {
 		ctx, cancel := context.WithCancel(context.Background())
@@ -176,14 +178,29 @@ func (m *Manager) Create(ctx context.Context, userID string, data map[string]any
 	return m.create(ctx, userID, data, nil)
 }
 
+// newID returns a new random session ID (UUID version 4, from
+// crypto/rand) for a session of userID, placed by the store when it is a
+// Placer.
+func (m *Manager) newID(userID string) (uuid.UUID, error) {
+	id, err := uuid.NewRandom()
+	if err != nil {
+		return id, fmt.Errorf("sessions: making a session ID: %w", err)
+	}
+	if m.placer != nil {
+		v := m.placer.PlaceID(userID, uint16(id[0])<<8|uint16(id[1]))
+		id[0], id[1] = byte(v>>8), byte(v)
+	}
+	return id, nil
+}
+
 func (m *Manager) create(ctx context.Context, userID string, data map[string]any, info *clientInfo) (*Session, error) {
 	if err := m.enter(); err != nil {
 		return nil, err
 	}
 	defer m.guard.RUnlock()
-	id, err := uuid.NewRandom()
+	id, err := m.newID(userID)
 	if err != nil {
-		return nil, fmt.Errorf("sessions: making a session ID: %w", err)
+		return nil, err
 	}
 	now := time.Now()
 	if err := checkData(data); err != nil {

@@ -47,9 +47,13 @@ func (m *Manager) Renew(w http.ResponseWriter, r *http.Request) (*Session, error
 			}
 		}
 	}
-	id, err := uuid.NewRandom()
+	id, err := m.newID("")
 	if err != nil {
-		return nil, fmt.Errorf("sessions: making a session ID: %w", err)
+		return nil, err
+	}
+	if m.placer != nil {
+		// The session stays where its store placed it (see Placer).
+		id[0], id[1] = old[0], old[1]
 	}
 	// The new cookie keeps the old one's lifetime (see RememberMe).
 	prev, _, sent := m.requestToken(r)

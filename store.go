@@ -43,7 +43,8 @@ type Store interface {
 
 	// Update writes the changed values of a live session: set adds or
 	// replaces keys, del removes keys, and other keys are left as they are.
-	// It records activity at at. It never brings back an ended session: for
+	// It records activity at at, and may coalesce that write as Activate
+	// does. It never brings back an ended session: for
 	// a session that is gone it changes nothing and returns ErrNotFound.
 	Update(ctx context.Context, id string, at time.Time, set map[string][]byte, del []string) error
 
@@ -86,6 +87,23 @@ type Store interface {
 	// Count reports how many records are live at now and how many distinct
 	// non-empty user IDs they carry.
 	Count(ctx context.Context, now time.Time) (sessions, users int, err error)
+}
+
+// A Placer is a Store that finds a session from its ID alone and wants a
+// say in where new sessions go: redisstore keeps a user's sessions in one
+// Redis Cluster hash slot, and reads the slot off the ID instead of keeping
+// a key that points to it. When the Store given to WithStore is a Placer,
+// the Manager lets it choose the first 16 bits of every new session ID;
+// the other 106 random bits of the UUID stay as drawn from crypto/rand.
+// Renew keeps the first 16 bits of the old ID, so a session stays where
+// it was placed.
+type Placer interface {
+	// PlaceID returns the first 16 bits of a new session ID for userID
+	// ("" for a session without a user), given drawn, the 16 random bits
+	// drawn for them. It should keep as much of drawn as it can (every bit
+	// it fixes is one bit less for an attacker to guess), and must be safe
+	// for concurrent use.
+	PlaceID(userID string, drawn uint16) uint16
 }
 
 // Record is a session as a Store keeps it.

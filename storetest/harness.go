@@ -51,6 +51,17 @@ func newHarness(t *testing.T, newStore func(t *testing.T) sessions.Store) *harne
 	return h
 }
 
+// newID returns a new session ID for user, placed as a Manager places it
+// when the store is a sessions.Placer.
+func (h *harness) newID(user string) string {
+	id := uuid.New()
+	if p, ok := h.s.(sessions.Placer); ok {
+		v := p.PlaceID(user, uint16(id[0])<<8|uint16(id[1]))
+		id[0], id[1] = byte(v>>8), byte(v)
+	}
+	return id.String()
+}
+
 // randomBytes returns n random bytes.
 func randomBytes(n int) []byte {
 	b := make([]byte, n)
@@ -71,7 +82,7 @@ func str(s string) []byte { return append([]byte{1}, s...) }
 func (h *harness) rec(user string, opts ...func(*sessions.Record)) sessions.Record {
 	now := time.Now()
 	r := sessions.Record{
-		ID:           uuid.NewString(),
+		ID:           h.newID(user),
 		SealedID:     randomBytes(60),
 		UserID:       user,
 		CreatedAt:    now.Add(-time.Minute),
