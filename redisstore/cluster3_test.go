@@ -94,7 +94,7 @@ func TestCluster3(t *testing.T) {
 		held := map[string]int{}
 		const n = 20000
 		for range n {
-			slot := int(crc16([]byte(s.shardOf(hashUser("user-"+newID())))) % clusterSlots)
+			slot := int(crc16([]byte(s.userShard(hashUser("user-"+newID())))) % clusterSlots)
 			for _, r := range slots {
 				if int(r.Start) <= slot && slot <= int(r.End) {
 					held[r.Nodes[0].Addr]++

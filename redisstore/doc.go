@@ -38,7 +38,10 @@
 //     reads a sorted set by deadline, so its work is proportional to what
 //     is due.
 //   - An expired session is never returned, swept or not: every read checks
-//     the deadline in the script. Liveness is judged at the time of the
+//     the deadline (Load and Activate with one HGETALL, needing no script:
+//     Delete and Expired take a session's hash away in one RENAME, so a
+//     hash that exists with a deadline after the time of the call is a
+//     live session). Liveness is judged at the time of the
 //     call, by the store's clock (WithClock): Update and Activate record
 //     activity at their at argument but fail with ErrNotFound, writing
 //     nothing, for a session whose deadline passed before the call.
@@ -53,9 +56,8 @@
 //     returns it instead of acting again, so a resent Delete returns the
 //     record (its hooks run once), a resent DeleteUser the sessions it
 //     ended, a resent Create success and the sessions it evicted (no "ID
-//     already in use", no orphan session counted toward the limit). On
-//     Cluster, Create's SET NX of the pointer takes a pointer that already
-//     holds its value as its own. Update, Activate and Load are safe as
+//     already in use", no orphan session counted toward the limit). Update,
+//     Activate and Load are safe as
 //     they are: a second run writes the same values and activity never
 //     moves back. (A resent Update can land after a concurrent Update of
 //     the same value, as if the first had been slower.) Expired is safe to
@@ -69,10 +71,20 @@
 //     the first run is not recognised.
 //   - Update writes only the changed values (one hash field per value), so
 //     concurrent requests changing different keys lose nothing.
-//   - Load and Activate are one round trip. Activate writes the activity
-//     only when the stored one lags by WithTouchWindow (at most, and by
-//     default, 5%) of the session's IdleTimeout, so the stored activity is
-//     never further behind than that. Update is one round trip.
+//   - Load and Activate are one round trip: one HGETALL, as cheap for the
+//     server as a GET. Activate writes the activity only when the stored
+//     one lags by WithTouchWindow (at most, and by default, 5%) of the
+//     session's IdleTimeout, so the stored activity is never further behind
+//     than that; that write is a second round trip (a script), once per
+//     window. Update is one round trip and writes the activity on the same
+//     rule.
+//   - A session is found from its ID alone: its shard is read off the ID's
+//     first 16 bits, which the Manager lets the store choose (PlaceID,
+//     sessions.Placer), so that a user's sessions share the user's shard.
+//     No key points to a session, so none can be lost. A cookie thus tells
+//     which of the shards its user is in (about 6 bits of a hash of the
+//     user ID with 60 shards), and the ID keeps 122 − log2(shards) random
+//     bits (116 with 60 shards, 118 with 16).
 //   - Raw session IDs never reach Redis: keys and index entries use the
 //     first 128 bits of SHA-256 of the ID, and the record keeps only the
 //     ID sealed by the Manager (Record.SealedID). Records come back with
@@ -82,13 +94,9 @@
 //     dropped when Create, UserSessions, DeleteUser, All, Count, Expired or
 //     a read meets it; it never counts toward the limit nor in Count.
 //   - Derived keys lost behind the store's back (a volatile-* maxmemory
-//     policy, a manual DEL) are rebuilt by the paths that read them:
-//     a missing pointer P{j}:p:<h> is looked for in every shard (only the
-//     session's own shard above 64 shards) by Load, Activate, Update and
-//     Delete, and re-created, so the cookie and Terminate work again; on
-//     standalone Redis UserSessions, All and a limited Create also
-//     re-create the missing pointer of each live session they meet. A user
-//     index P{k}:u:<uh> that lost entries is rebuilt from the shard index
+//     policy, a manual DEL) are rebuilt by the paths that read them, and
+//     a session whose indexes are lost is still found by its ID (Load,
+//     Activate, Update, Delete). A user index P{k}:u:<uh> that lost entries is rebuilt from the shard index
 //     when UserSessions, DeleteUser or a limited Create reads it: the
 //     count of the user's sessions kept in P{k}:n:<uh> tells, at the cost
 //     of one GET, that entries are missing (a rebuild costs one HMGET per
@@ -112,8 +120,8 @@
 //
 // # Keys
 //
-// P is the prefix (WithPrefix, default "sessions:"), k a shard number in
-// [0, WithShards), h the hex hash of a session ID, uh that of a user ID:
+// P is the prefix (WithPrefix, default "sessions:"), k a shard (its number
+// in [0, WithShards), or on Cluster its hash tag), h the hex hash of a session ID, uh that of a user ID:
 //
 //	P{k}:s:<h>   hash   a live session: sealed ID, user, times, values (fields "v:<key>")
 //	P{k}:c:<h>   hash   a session claimed by Expired, until Ack
@@ -121,7 +129,6 @@
 //	P{k}:e       zset   the shard's live sessions, scored by deadline
 //	P{k}:l       zset   the shard's claimed sessions, scored by lease end
 //	P{k}:n:<uh>  string how many sessions P{k}:u:<uh> should hold (expires with it)
-//	P{j}:p:<h>   string k, the shard of the session (j is h's own shard)
 //	P{k}:r:<t>   the reply of the call with op token t, kept for its resends
 //
 // A session's hash holds its sealed ID ("sid"), user ("uid") and user
@@ -129,34 +136,29 @@
 // timeout "it", absolute deadline "ad"), its deadline in microseconds
 // ("dl") and its values; empty strings are not stored. The scripts derive
 // the microseconds they compare from the nanosecond fields, and add the
-// session's hash (from its key) to the records they return. (Before 1.0
-// the layout may change: this one dropped the session hash "h" and the
-// microsecond copies "au", "itu" and "adu". Sessions stored by an earlier
-// version are read, but processes of an earlier version must not share a
-// store with this one: their scripts need those fields.)
+// session's hash (from its key) to the records they return.
 //
-// A user's sessions live in the shard of the user's hash; an anonymous
-// session in the shard of its own hash. The shard is the hash tag, so all
+// A user's sessions live in the shard of the user's hash: the first 16
+// bits of the hash modulo the number of shards, which the first 16 bits of
+// each of the user's session IDs equal (PlaceID); an anonymous session
+// lives in the shard its ID's first 16 bits name.
+//
+// Before 1.0 the layout may change. This one (version 2) has no pointer
+// keys P{j}:p:<h>: a session stored by an earlier version is found only
+// when its ID happens to name its user's shard, so upgrading signs most
+// users out once; their sessions still expire, and are swept with their
+// hooks, as before, and the old pointers expire by their TTL. Processes of
+// different versions must not share a store. The shard is the hash tag, so all
 // keys a script touches for one user share a Redis Cluster slot, and so do
 // a shard's indexes.
 //
 // # Redis Cluster
 //
 // On a *redis.ClusterClient every script stays within one slot (the
-// scripts declare this, and a cluster node refuses them otherwise). The
-// pointer key P{j}:p:<h> is in another slot than the session, so on
-// Cluster:
-//   - Load, Activate, Update and Delete first read the pointer, the first
-//     time a Store meets a session (it caches the shard: it never changes),
-//     which costs one more round trip then; later reads cost one. A
-//     missing pointer costs one more: a pipeline that looks for the
-//     session in every shard.
-//   - Create writes the pointer before the script (two round trips), and
-//     the store deletes pointers and extends their TTL with separate
-//     commands after the scripts; if the process dies in between, a stale
-//     pointer remains until its TTL (it points to nothing and is harmless).
-//   - All, Count and Expired run one script per shard, and Ack of a claim
-//     made by another process one per shard.
+// scripts declare this, and a cluster node refuses them otherwise). Every
+// call on one session or one user costs what it costs on a single node;
+// All, Count and Expired run one script per shard, and Ack of a claim
+// made by another process one per shard.
 //
 // The sessions of one shard share a slot. On a Cluster client the store
 // has DefaultClusterShards (60) shards unless WithShards says otherwise,
@@ -202,7 +204,6 @@
 // Retry safety costs each Create one small key (its packed reply, a few
 // bytes when it evicted nothing) and each Delete its record, both kept for
 // two minutes: at 100 logouts a second of 1 KB sessions, about 12 MB. A
-// Load of a session that does not exist (an ended session's cookie) looks
-// for it in every shard: on standalone Redis in the same script, on
-// Cluster with one more pipelined round trip.
+// Load of a session that does not exist (an ended session's cookie) is one
+// HGETALL.
 package redisstore

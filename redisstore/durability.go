@@ -79,27 +79,6 @@ func (s *Store) run(ctx context.Context, durable bool, script *redis.Script, key
 	return cmd
 }
 
-// write runs a write command on key: through the client, or, with
-// WithDurability, followed by WAIT as run does. It returns the command's
-// error, or one wrapping ErrNotDurable.
-func (s *Store) write(ctx context.Context, key string, cmd redis.Cmder) error {
-	if s.o.wait.replicas == 0 {
-		_ = s.c.Process(ctx, cmd)
-		return cmd.Err()
-	}
-	err := s.durably(ctx, key, func(p redis.Pipeliner) redis.Cmder {
-		_ = p.Process(ctx, cmd)
-		return cmd
-	}, nil)
-	if err := cmd.Err(); err != nil && !errors.Is(err, redis.Nil) {
-		return err
-	}
-	if err != nil {
-		return err
-	}
-	return cmd.Err()
-}
-
 // maxRedirects bounds how often a durable change follows a MOVED reply.
 const maxRedirects = 3
 

@@ -116,13 +116,14 @@ func (h *counter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Proc
 	}
 }
 
-// rec returns a live record for user with a fresh random ID.
+// rec returns a live record for user with a fresh random ID, placed for
+// user as PlaceID places it, whatever the number of shards (see placed).
 func rec(user string, idle time.Duration) sessions.Record {
 	now := time.Now()
 	sealed := make([]byte, 40)
 	_, _ = rand.Read(sealed)
 	return sessions.Record{
-		ID:           newID(),
+		ID:           placed(newID(), user),
 		SealedID:     sealed,
 		UserID:       user,
 		CreatedAt:    now,
@@ -136,6 +137,16 @@ func newID() string {
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// placed returns id with its first 16 bits (4 hex digits) those of user's
+// hash: congruent to them modulo any number of shards, as PlaceID makes
+// them modulo the store's.
+func placed(id, user string) string {
+	if user == "" {
+		return id
+	}
+	return hashUser(user)[:4] + id[4:]
 }
 
 // freePort returns a loopback TCP port nobody listens on right now.

@@ -17,7 +17,7 @@ import (
 func TestEveryKeyHasTTL(t *testing.T) {
 	c := newClient(t)
 	const grace = time.Minute
-	s := newStore(t, c, WithGrace(grace), WithShards(2))
+	s := newStore(t, c, WithGrace(grace), WithShards(2), WithTouchWindow(0))
 	ctx := t.Context()
 	now := time.Now()
 	latest := map[string]time.Time{} // index key → the latest deadline it holds
@@ -39,12 +39,13 @@ func TestEveryKeyHasTTL(t *testing.T) {
 		dl := at.Add(r.IdleTimeout)
 		if user != "" {
 			uh := hashUser(user)
-			k := s.shardOf(uh)
+			k := s.userShard(uh)
 			later(s.key(k, "e"), dl)
 			later(s.key(k, "u:"+uh), dl)
 			later(s.key(k, "n:"+uh), dl)
 		} else {
-			later(s.key(s.shardOf(hashID(r.ID)), "e"), dl)
+			k, _ := s.shardOf(r.ID)
+			later(s.key(k, "e"), dl)
 		}
 	}
 	gone := rec("wanda", time.Millisecond)
@@ -53,7 +54,7 @@ func TestEveryKeyHasTTL(t *testing.T) {
 	claimed, err := s.Expired(ctx, time.Now().Add(time.Second), 10) // leaves a claim
 	require.NoError(t, err)
 	require.Len(t, claimed, 1)
-	later(s.key(s.shardOf(hashUser("wanda")), "l"), claimed[0].LeaseEnd)
+	later(s.key(s.userShard(hashUser("wanda")), "l"), claimed[0].LeaseEnd)
 
 	kinds := map[string]bool{}
 	for _, key := range keysUnder(t, c, s.o.prefix) {
@@ -69,13 +70,13 @@ func TestEveryKeyHasTTL(t *testing.T) {
 		}
 	}
 	assert.Empty(t, latest, "indexes not found")
-	for _, kind := range []string{"s", "c", "u", "e", "l", "n", "p"} {
+	for _, kind := range []string{"s", "c", "u", "e", "l", "n"} {
 		assert.True(t, kinds[kind], "no %q key was checked", kind)
 	}
 
 	// An index left without a TTL (by an earlier version of the store)
 	// gets one on the next Create in its shard.
-	E := s.key(s.shardOf(hashUser("wanda")), "e")
+	E := s.key(s.userShard(hashUser("wanda")), "e")
 	require.True(t, c.Persist(ctx, E).Val())
 	_, err = s.Create(ctx, rec("wanda", time.Hour), 0, sessions.EvictOldest)
 	require.NoError(t, err)

@@ -64,7 +64,7 @@ func TestLivenessAtCallTime(t *testing.T) {
 	require.ErrorIs(t, err, sessions.ErrNotFound)
 
 	// Nothing was written: the sweeper finds it due at its old deadline.
-	k := s.shardOf(hashUser("xavier"))
+	k := s.userShard(hashUser("xavier"))
 	v, err := c.HGet(ctx, s.key(k, "s:"+hashID(r.ID)), "v:a").Result()
 	require.NoError(t, err)
 	assert.Equal(t, "1", v)

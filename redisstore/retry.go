@@ -1,7 +1,6 @@
 package redisstore
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -30,9 +29,6 @@ import (
 //     deleting it (nothing is copied; the record is freed when the key
 //     expires);
 //   - DeleteUser stores the records it removed, packed, when there were any.
-//
-// On Cluster, Create first writes the session's pointer (another slot) with
-// SET NX: setNewPointer makes that step safe to resend too.
 //
 // A resend later than replyTTL after the first run is not recognised.
 const replyTTL = 2 * time.Minute
@@ -117,27 +113,4 @@ func (s *Store) settleReplyKey(what, key string, err error) {
 		s.unanswered[what] = unanswered{key: key, at: time.Now()}
 	}
 	s.mu.Unlock()
-}
-
-// setNewPointer writes the pointer of a new session on Cluster, before the
-// script adds the session. A pointer that exists already with the same
-// shard is taken as this Create's own, written by an earlier attempt of the
-// same call (the value depends on the session hash only); the script then
-// decides whether the ID is free. A pointer to another shard means the ID
-// is in use.
-func (s *Store) setNewPointer(ctx context.Context, h, k string, until int64) error {
-	p := s.ptrKey(h)
-	cmd := redis.NewStringCmd(ctx, "set", p, k, "nx", "get", "pxat", until)
-	err := s.write(ctx, p, cmd) // durability.go
-	old := cmd.Val()
-	if errors.Is(err, redis.Nil) {
-		return nil // written now
-	}
-	if err != nil {
-		return err
-	}
-	if old != k {
-		return errors.New("session ID already in use")
-	}
-	return s.c.Do(ctx, "PEXPIREAT", p, until, "GT").Err()
 }

@@ -9,13 +9,15 @@ import "github.com/redis/go-redis/v9"
 // the script's first key, so that a slip in the key layout fails loudly
 // instead of working by luck on a single node. Prelude reads the arguments
 // every script gets (ARGV[1..4]: key prefix, number of shards, grace in
-// milliseconds, whether pointer keys are kept by the script) and defines
-// the helpers. Times are microseconds since the Unix epoch (exact in a Lua
+// milliseconds, and the key layout's version, "2", which no script reads)
+// and defines the helpers. Times are microseconds since the Unix epoch (exact in a Lua
 // number until the year 2255); the exact nanosecond values the store
 // returns are kept as strings next to them.
 //
-// Keys (P is the prefix, k a shard number, h the hex hash of a session ID,
-// uh the hex hash of a user ID):
+// Keys (P is the prefix, k a shard, h the hex hash of a session ID, uh the
+// hex hash of a user ID). A session's shard is read off its ID (see
+// Store.PlaceID): a user's sessions all have the user's shard, so no key
+// is needed to find a session.
 //
 //	P{k}:s:<h>   hash: a live session
 //	P{k}:c:<h>   hash: a session claimed by Expired, until Ack
@@ -23,7 +25,6 @@ import "github.com/redis/go-redis/v9"
 //	P{k}:e       zset: the shard's live sessions, scored by deadline
 //	P{k}:l       zset: the shard's claimed sessions, scored by lease end
 //	P{k}:n:<uh>  string: how many sessions P{k}:u:<uh> should list
-//	P{j}:p:<h>   string: k, the shard of the session (j is h's own shard)
 //	P{k}:r:<t>   the reply of the call with op token t, for its retries
 const prelude = "#!lua\n" + helpers
 
@@ -36,17 +37,11 @@ const prelude = "#!lua\n" + helpers
 // index should hold, in step with ZADD/ZREM on it, and keepUser gives it
 // the index's expiry, so that an index expiring by its TTL takes its count
 // along and is not taken for lost; forget and finish drop a
-// session from its indexes; find looks for a session whose pointer is
-// missing and re-creates the pointer (standalone only: the scripts cannot
-// reach another slot on Cluster); repoint re-creates a missing pointer of
-// a live session met by a listing; members returns a user index's entries,
-// rebuilding the index from P{k}:e first when its count says it lost some;
-// touch records activity.
+// session from its indexes; members returns a user index's entries,
+// rebuilding the index from P{k}:e first when its count says it lost some.
 const helpers = `
-local P, N, GRACE, INLINE = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4] == '1'
+local P, GRACE = ARGV[1], tonumber(ARGV[3])
 local function key(k, s) return P .. '{' .. k .. '}:' .. s end
-local function shard(h) return tonumber(string.sub(h, 1, 4), 16) % N end
-local function ptr(h) return key(shard(h), 'p:' .. h) end
 local function ttl(name, us) redis.call('PEXPIREAT', name, math.floor(us / 1000) + GRACE) end
 ` + usLua + `
 local function keepAt(name, ms)
@@ -81,10 +76,13 @@ end
 local function forget(k, h, uh)
   redis.call('ZREM', key(k, 'e'), h)
   if uh ~= '' and redis.call('ZREM', key(k, 'u:' .. uh), h) == 1 then count(k, uh, -1) end
-  if INLINE then redis.call('DEL', ptr(h)) end
 end
 local function withH(rec, h)
   rec[#rec + 1], rec[#rec + 2] = 'h', h
+  return rec
+end
+local function withK(rec, h, k)
+  rec[#rec + 1], rec[#rec + 2], rec[#rec + 3], rec[#rec + 4] = 'h', h, 'k', k
   return rec
 end
 local function finish(k, h, rk, uh)
@@ -92,23 +90,6 @@ local function finish(k, h, rk, uh)
   redis.call('DEL', rk)
   forget(k, h, uh)
   return rec
-end
-local function find(h)
-  local from, to = 0, N - 1
-  if N > ` + maxSearchLua + ` then from, to = shard(h), shard(h) end
-  for j = from, to do
-    local t = redis.call('PEXPIRETIME', key(j, 's:' .. h))
-    if t ~= -2 then
-      if t > 0 then redis.call('SET', ptr(h), j, 'PXAT', t) else redis.call('SET', ptr(h), j) end
-      return tostring(j)
-    end
-  end
-  return false
-end
-local function repoint(h, k, dl)
-  if INLINE and redis.call('EXISTS', ptr(h)) == 0 then
-    redis.call('SET', ptr(h), k, 'PXAT', math.floor(tonumber(dl) / 1000) + GRACE)
-  end
 end
 local function rebuild(k, uh)
   local U = key(k, 'u:' .. uh)
@@ -130,27 +111,6 @@ local function members(k, uh)
     ms = redis.call('ZRANGE', U, 0, -1)
   elseif #ms > n then setCount(k, uh, #ms) end
   return ms
-end
-local function touch(k, h, rk, at, atns)
-  local f = redis.call('HMGET', rk, 'a', 'it', 'ad', 'uh')
-  local au, itu, adu, uh = us(f[1]), us(f[2]), us(f[3]), f[4]
-  local dl = math.max(au, at) + itu
-  if adu > 0 and adu < dl then dl = adu end
-  if at > au then
-    au = at
-    redis.call('HSET', rk, 'a', atns, 'dl', dl)
-  else redis.call('HSET', rk, 'dl', dl) end
-  local E = key(k, 'e')
-  redis.call('ZADD', E, dl, h)
-  keep(E, dl)
-  ttl(rk, dl)
-  if uh ~= '' then
-    local U = key(k, 'u:' .. uh)
-    redis.call('ZADD', U, au, h)
-    keepUser(k, uh, dl)
-  end
-  if INLINE then ttl(ptr(h), dl) end
-  return dl
 end
 `
 
@@ -174,19 +134,13 @@ end`
 // user's existing sessions, and a user with none (no index, no count)
 // costs three writes for them.
 var createScript = redis.NewScript("#!lua" + replied + `
-local P, GRACE, INLINE = ARGV[1], tonumber(ARGV[3]), ARGV[4] == '1'
+local P, GRACE = ARGV[1], tonumber(ARGV[3])
 local k, h, uh = ARGV[5], ARGV[6], ARGV[7]
 local now, limit, reject = tonumber(ARGV[8]), tonumber(ARGV[9]), ARGV[10] == 'r'
 local dl, au = tonumber(ARGV[11]), tonumber(ARGV[12])
 local pre = P .. '{' .. k .. '}:'
 local rk = pre .. 's:' .. h
-local pk
-local inUse
-if INLINE then
-  pk = P .. '{' .. (tonumber(string.sub(h, 1, 4), 16) % tonumber(ARGV[2])) .. '}:p:' .. h
-  inUse = redis.call('EXISTS', rk, pre .. 'c:' .. h, pk)
-else inUse = redis.call('EXISTS', rk, pre .. 'c:' .. h) end
-if inUse > 0 then
+if redis.call('EXISTS', rk, pre .. 'c:' .. h) > 0 then
   return redis.error_reply('ERR redisstore: session ID already in use')
 end
 local keepUntil = math.max(dl, now)
@@ -207,26 +161,15 @@ if uh ~= '' then
   else
     -- A user whose sessions are all live, under the limit, and whose
     -- index holds what its count says needs no helper: one HGET per
-    -- session reads its deadline, and a missing pointer is re-created
-    -- (repoint). Anything else takes the path below from the start.
+    -- session reads its deadline. Anything else takes the path below from
+    -- the start.
     local odd = limit > 0 and #mem ~= n
     if limit > 0 and not odd and #mem < limit then
-      local dls = {}
-      for i, m in ipairs(mem) do
+      for _, m in ipairs(mem) do
         local mdl = redis.call('HGET', pre .. 's:' .. m, 'dl')
         if not mdl or tonumber(mdl) <= now then
           odd = true
           break
-        end
-        dls[i] = mdl
-      end
-      if not odd and INLINE then
-        local N = tonumber(ARGV[2])
-        for i, m in ipairs(mem) do
-          local mp = P .. '{' .. (tonumber(string.sub(m, 1, 4), 16) % N) .. '}:p:' .. m
-          if redis.call('EXISTS', mp) == 0 then
-            redis.call('SET', mp, k, 'PXAT', math.floor(tonumber(dls[i]) / 1000) + GRACE)
-          end
         end
       end
     else odd = limit > 0 end
@@ -241,10 +184,7 @@ if uh ~= '' then
         local mdl = redis.call('HGET', mk, 'dl')
         if not mdl then forget(k, m, uh)
         elseif tonumber(mdl) <= now then removed[#removed + 1] = finish(k, m, mk, uh)
-        else
-          live[#live + 1] = m
-          repoint(m, k, mdl)
-        end
+        else live[#live + 1] = m end
       end
       if #live >= limit then
         if reject then return reply({0, removed}) end
@@ -279,27 +219,17 @@ if ms > 0 then
   local t = redis.call('PEXPIRETIME', KEYS[1])
   if t == -1 or (t >= 0 and t < ms) then redis.call('PEXPIREAT', KEYS[1], ms + GRACE) end
 end
-if INLINE then redis.call('SET', pk, k, 'PXAT', ms) end
 return reply({1, removed})
 `)
 
-// byID starts the scripts that act on one session. KEYS[1] is the pointer
-// key P{j}:p:<h> (then ARGV[6] is empty and the script reads the shard from
-// it) or, on Cluster, P{k}:e with the shard in ARGV[6]. A missing pointer
-// is looked for (find) and re-created. ARGV[7] is the time of the call (the
-// store's clock), at which the session must be live. It leaves rk (the
-// record key), f (its deadline and user hash) and live.
+// byID starts the scripts that act on one session. KEYS[1] is P{k}:e,
+// ARGV[5] the session's hash and ARGV[6] its shard k. ARGV[7] is the time
+// of the call (the store's clock), at which the session must be live. It
+// leaves rk (the record key) and f (its deadline and user hash).
 const byID = prelude + byIDBody
 
 const byIDBody = `
 local h, k = ARGV[5], ARGV[6]
-if k == '' then
-  k = redis.call('GET', KEYS[1])
-  if not k then
-    k = find(h)
-    if not k then return false end
-  end
-end
 local rk = key(k, 's:' .. h)
 local f = redis.call('HMGET', rk, 'dl', 'uh')
 if not f[1] then
@@ -310,10 +240,10 @@ if tonumber(f[1]) <= tonumber(ARGV[7]) then return false end
 `
 
 // refileLua files a session whose activity was just written under its new
-// deadline, inline (no helper functions, for the hot paths of loadScript
+// deadline, inline (no helper functions, for the hot paths of touchScript
 // and updateScript): the deadline index, the user index scored by the
-// activity, and the TTLs of the record, the indexes (extended by one more
-// grace when due) and, outside Cluster, the pointer. It reads the locals
+// activity, and the TTLs of the record and the indexes (extended by one
+// more grace when due). It reads the locals
 // dl, au (the activity), h, rk, uh (nil or empty for an anonymous session),
 // pre (P{k}:) and GRACE, and leaves ms (the record's expiry, Unix ms).
 const refileLua = `
@@ -336,85 +266,56 @@ if uh and uh ~= '' then
   redis.call('ZADD', U, au, h)
   if keepAt(U) then redis.call('PEXPIREAT', pre .. 'n:' .. uh, ms + GRACE) end
 end
-if ARGV[4] == '1' then
-  local N = tonumber(ARGV[2])
-  redis.call('PEXPIREAT', ARGV[1] .. '{' .. (tonumber(string.sub(h, 1, 4), 16) % N) .. '}:p:' .. h, ms)
-end
 `
 
-// loadScript returns a live record, recording activity at ARGV[7] first
-// when ARGV[8] is "1" and the stored activity lags it by at least ARGV[10]
-// (a fraction) of the idle timeout. ARGV[9] is the activity in
-// nanoseconds, ARGV[11] the time of the call (the store's clock), at which
-// the session must be live. It runs on every request, so it does what byID
-// does with fewer commands: one HGETALL reads the record, its deadline and
-// its activity (in RESP3, as a Lua table keyed by field, which the server
-// builds faster than the RESP2 array), and the helpers are defined only on
-// the paths that look for a lost pointer or forget a vanished record; an
-// activity write (touch, inline) patches the record it read instead of
-// reading it again. It returns the record packed by cmsgpack: one bulk
-// string, cheaper to send and to decode than the field/value array.
-var loadScript = redis.NewScript(`#!lua
-local function record(rk)
-  redis.setresp(3)
-  local rec = redis.call('HGETALL', rk).map
-  redis.setresp(2)
-  return rec
-end
+// touchScript records activity at ARGV[7] (microseconds; ARGV[8] in
+// nanoseconds) for a live session whose stored activity lags it by at
+// least ARGV[9] (a fraction) of its idle timeout, and returns the record
+// packed by cmsgpack (one bulk string, cheaper to send and to decode than
+// the field/value array). ARGV[10] is the time of the call (the store's
+// clock), at which the session must be live. KEYS[1]: P{k}:e. A read hit
+// does not run it: Load and Activate read the record with one HGETALL and
+// call it only when the activity is due (once per touch window), so it
+// reads the record again, in RESP3 (a Lua table keyed by field, which the
+// server builds faster than the RESP2 array), and patches what it read.
+var touchScript = redis.NewScript(`#!lua
 local h, k = ARGV[5], ARGV[6]
-if k == '' then
-  k = redis.call('GET', KEYS[1])
-  if not k then` + helpers + `
-    k = find(h)
-    if not k then return false end
-  end
-end
 local rk = ARGV[1] .. '{' .. k .. '}:s:' .. h
-local rec = record(rk)
-if not rec.dl then` + helpers + `
-  forget(k, h, '')
-  return false
-end
-if tonumber(rec.dl) <= tonumber(ARGV[11]) then return false end
-if ARGV[8] == '1' then
+redis.setresp(3)
+local rec = redis.call('HGETALL', rk).map
+redis.setresp(2)
+if not rec.dl or tonumber(rec.dl) <= tonumber(ARGV[10]) then return false end
 ` + usLua + `
-  local at, au, itu = tonumber(ARGV[7]), us(rec.a), us(rec.it)
-  if at > au and at - au >= itu * tonumber(ARGV[10]) then
-    -- touch of the helpers, from the fields read: the record is patched
-    -- instead of read again.
-    local GRACE, adu, uh = tonumber(ARGV[3]), us(rec.ad), rec.uh
-    local dl = at + itu
-    if adu > 0 and adu < dl then dl = adu end
-    local dls = string.format('%d', dl)
-    redis.call('HSET', rk, 'a', ARGV[9], 'dl', dls)
-    local pre = ARGV[1] .. '{' .. k .. '}:'
-    au = at
+local at, au, itu = tonumber(ARGV[7]), us(rec.a), us(rec.it)
+if at > au and at - au >= itu * tonumber(ARGV[9]) then
+  local GRACE, adu, uh = tonumber(ARGV[3]), us(rec.ad), rec.uh
+  local dl = at + itu
+  if adu > 0 and adu < dl then dl = adu end
+  local dls = string.format('%d', dl)
+  redis.call('HSET', rk, 'a', ARGV[8], 'dl', dls)
+  local pre = ARGV[1] .. '{' .. k .. '}:'
+  au = at
 ` + refileLua + `
-    rec.a, rec.dl = ARGV[9], dls
-  end
+  rec.a, rec.dl = ARGV[8], dls
 end
 return cmsgpack.pack(rec)
 `)
 
 // updateScript writes changed values of a live session and its activity.
-// ARGV[7]: the time of the call (the store's clock), at which the session
-// must be live; ARGV[8]: activity in microseconds; ARGV[9]: in
-// nanoseconds; ARGV[10]: how many field/value pairs follow; then the fields
-// to delete. It returns the new deadline. Running it twice leaves what
+// KEYS[1]: P{k}:e. ARGV[7]: the time of the call (the store's clock), at
+// which the session must be live; ARGV[8]: activity in microseconds;
+// ARGV[9]: in nanoseconds; ARGV[10]: the touch window (a fraction of the
+// idle timeout); ARGV[11]: how many field/value pairs follow; then the
+// fields to delete. It returns the deadline. Running it twice leaves what
 // running it once leaves. It runs on every request that changes its
-// session, so it does what byID and touch do with fewer commands: one
+// session, so it does with few commands what byID and refileLua do: one
 // HMGET reads the deadline, user and times, one HSET writes the values
-// with the activity, one HDEL deletes, and the helpers are defined only on
-// the paths that look for a lost pointer or forget a vanished record.
+// (with the activity, when the stored one lags it by the touch window or
+// more, as Activate writes it; only then is the session filed again), one
+// HDEL deletes, and the helpers are defined only on the path that forgets
+// a vanished record.
 var updateScript = redis.NewScript(`#!lua
 local h, k = ARGV[5], ARGV[6]
-if k == '' then
-  k = redis.call('GET', KEYS[1])
-  if not k then` + helpers + `
-    k = find(h)
-    if not k then return false end
-  end
-end
 local pre = ARGV[1] .. '{' .. k .. '}:'
 local rk = pre .. 's:' .. h
 local f = redis.call('HMGET', rk, 'dl', 'uh', 'a', 'it', 'ad')
@@ -426,29 +327,33 @@ if tonumber(f[1]) <= tonumber(ARGV[7]) then return false end
 local GRACE, at, uh = tonumber(ARGV[3]), tonumber(ARGV[8]), f[2]
 ` + usLua + `
 local au, itu, adu = us(f[3]), us(f[4]), us(f[5])
-local dl = math.max(au, at) + itu
-if adu > 0 and adu < dl then dl = adu end
-local npairs = tonumber(ARGV[10])
-local last = 10 + 2 * npairs
+local touch = at > au and at - au >= itu * tonumber(ARGV[10])
+local dl = tonumber(f[1])
+local npairs = tonumber(ARGV[11])
+local last = 11 + 2 * npairs
 local hset = {'HSET', rk}
 if npairs < 3900 then
-  for i = 11, last do hset[#hset + 1] = ARGV[i] end
+  for i = 12, last do hset[#hset + 1] = ARGV[i] end
 else
-  for i = 11, last, 2 do redis.call('HSET', rk, ARGV[i], ARGV[i + 1]) end
+  for i = 12, last, 2 do redis.call('HSET', rk, ARGV[i], ARGV[i + 1]) end
 end
-if at > au then
+if touch then
   au = at
+  dl = at + itu
+  if adu > 0 and adu < dl then dl = adu end
   hset[#hset + 1], hset[#hset + 2] = 'a', ARGV[9]
+  hset[#hset + 1], hset[#hset + 2] = 'dl', string.format('%d', dl)
 end
-hset[#hset + 1], hset[#hset + 2] = 'dl', dl
-redis.call(unpack(hset))
+if #hset > 2 then redis.call(unpack(hset)) end
 if last < #ARGV then
   if #ARGV - last < 7000 then redis.call('HDEL', rk, unpack(ARGV, last + 1))
   else
     for i = last + 1, #ARGV do redis.call('HDEL', rk, ARGV[i]) end
   end
 end
+if touch then
 ` + refileLua + `
+end
 return dl
 `)
 
@@ -467,8 +372,7 @@ return redis.call('HGETALL', KEYS[2])
 // userScript returns (ARGV[8] "0") or removes and returns (ARGV[8] "1")
 // the live sessions of a user. KEYS[1]: P{k}:u:<uh>; KEYS[2], when
 // removing: the reply key of this call. ARGV[5..7]: k, uh, now. A user
-// index that lost entries (its count P{k}:n:<uh> says so) is rebuilt first;
-// on standalone Redis a listed session's missing pointer is re-created.
+// index that lost entries (its count P{k}:n:<uh> says so) is rebuilt first.
 var userScript = redis.NewScript(prelude + `
 local k, uh, now, del = ARGV[5], ARGV[6], tonumber(ARGV[7]), ARGV[8] == '1'
 if del then
@@ -482,10 +386,7 @@ for _, m in ipairs(members(k, uh)) do
   if not mdl then forget(k, m, uh)
   elseif tonumber(mdl) > now then
     if del then out[#out + 1] = finish(k, m, mk, uh)
-    else
-      out[#out + 1] = withH(redis.call('HGETALL', mk), m)
-      repoint(m, k, mdl)
-    end
+    else out[#out + 1] = withH(redis.call('HGETALL', mk), m) end
   end
 end
 if del and #out > 0 then redis.call('SET', KEYS[2], cmsgpack.pack(out), 'PX', ` + replyMillis + `) end
@@ -494,10 +395,7 @@ return out
 
 // scanScript returns every live record (ARGV[6] "a") or {sessions, users}
 // (ARGV[6] "c") of the shards ARGV[7..], live at ARGV[5]. KEYS: their
-// P{k}:e keys. Index entries whose record is gone are dropped; on
-// standalone Redis, All re-creates a live session's missing pointer (Count
-// does not: an EXISTS per session would add half to its cost, and Load
-// repairs the pointer when it is needed).
+// P{k}:e keys. Index entries whose record is gone are dropped.
 var scanScript = redis.NewScript(prelude + `
 local now, all = tonumber(ARGV[5]), ARGV[6] == 'a'
 local out, n, users = {}, 0, 0
@@ -514,10 +412,7 @@ for i = 7, #ARGV do
         seen[f[2]] = true
         users = users + 1
       end
-      if all then
-        out[#out + 1] = withH(redis.call('HGETALL', mk), m)
-        repoint(m, k, f[1])
-      end
+      if all then out[#out + 1] = withH(redis.call('HGETALL', mk), m) end
     end
   end
 end
@@ -534,7 +429,8 @@ return {n, users}
 // retry of the same call (same nonce: a client resending after a lost
 // reply) finds the claims of the first run, scored at the same lease end
 // and marked with its nonce, and returns them instead of claiming more.
-// KEYS: the shards' P{k}:e and P{k}:l keys.
+// Each record returned carries its hash ("h") and shard ("k"), which name
+// the claim. KEYS: the shards' P{k}:e and P{k}:l keys.
 var expiredScript = redis.NewScript(prelude + `
 local now, max, lease, nonce = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8]
 local untilT = now + lease
@@ -542,7 +438,7 @@ local out = {}
 for i = 9, #ARGV do
   for _, m in ipairs(redis.call('ZRANGEBYSCORE', key(ARGV[i], 'l'), untilT, untilT)) do
     local ck = key(ARGV[i], 'c:' .. m)
-    if redis.call('HGET', ck, 'cl') == nonce then out[#out + 1] = withH(redis.call('HGETALL', ck), m) end
+    if redis.call('HGET', ck, 'cl') == nonce then out[#out + 1] = withK(redis.call('HGETALL', ck), m, ARGV[i]) end
   end
 end
 if #out > 0 then return out end
@@ -551,7 +447,7 @@ local function claim(k, m, ck)
   redis.call('ZADD', key(k, 'l'), untilT, m)
   keep(key(k, 'l'), untilT)
   ttl(ck, untilT)
-  out[#out + 1] = withH(redis.call('HGETALL', ck), m)
+  out[#out + 1] = withK(redis.call('HGETALL', ck), m, k)
 end
 for i = 9, #ARGV do
   local k = ARGV[i]

@@ -104,11 +104,8 @@ type Store struct {
 	opBase string
 	ops    atomic.Uint64
 
-	mu sync.Mutex
-	// On Cluster, the shard of each session ID hash, once looked up (a
-	// session never changes shard), and how long its pointer lives.
-	shardMap map[string]pointer
 	// The reply keys of calls that got no answer (retry.go).
+	mu         sync.Mutex
 	unanswered map[string]unanswered
 }
 
@@ -153,13 +150,10 @@ func New(client redis.UniversalClient, opts ...Option) (*Store, error) {
 	}
 	_, cluster := client.(*redis.ClusterClient)
 	s := &Store{c: client, o: o, cluster: cluster, unanswered: make(map[string]unanswered)}
-	inline := "1"
 	if cluster {
-		inline = "0"
-		s.shardMap = make(map[string]pointer)
 		s.topo = newReloader(client.(*redis.ClusterClient))
 	}
-	s.base = []any{o.prefix, o.shards, o.grace.Milliseconds(), inline}
+	s.base = []any{o.prefix, o.shards, o.grace.Milliseconds(), layoutVersion}
 	s.opBase = newOpBase()
 	s.shardID = make([]string, o.shards)
 	for i := range s.shardID {
@@ -170,6 +164,16 @@ func New(client redis.UniversalClient, opts ...Option) (*Store, error) {
 	}
 	return s, nil
 }
+
+// layoutVersion is ARGV[4] of every script: the version of the key layout
+// (2: a session's shard is read off its ID; version 1 kept pointer keys).
+// No script reads it; it names the layout in MONITOR output.
+const layoutVersion = "2"
+
+// ErrUnplacedID is returned by Create for a session of a user whose ID was
+// not placed for that user (see PlaceID): such a session could not be
+// found from its ID. A Manager places every ID it makes.
+var ErrUnplacedID = errors.New("redisstore: session ID not placed for its user (see Store.PlaceID)")
 
 // errNotFound is what methods return for an ID with no live session.
 var errNotFound = fmt.Errorf("redisstore: %w", sessions.ErrNotFound)
@@ -186,18 +190,51 @@ func hashUser(userID string) string {
 	return hex.EncodeToString(sum[:16])
 }
 
-// shardOf returns the shard of a hex hash: its first 16 bits modulo the
-// number of shards (the scripts compute the same).
-func (s *Store) shardOf(h string) string {
-	v, _ := strconv.ParseUint(h[:4], 16, 16)
-	return s.shardID[int(v)%s.o.shards]
+// shardOf returns the shard of a hex string (a user hash, or a session ID,
+// which starts with the hex of its first 16 bits): those 16 bits modulo the
+// number of shards. ok is false when s does not start with 4 hex digits.
+func (s *Store) shardOf(h string) (k string, ok bool) {
+	if len(h) < 4 {
+		return "", false
+	}
+	v, err := strconv.ParseUint(h[:4], 16, 16)
+	if err != nil {
+		return "", false
+	}
+	return s.shardID[int(v)%s.o.shards], true
+}
+
+// userShard returns the shard of a user hash.
+func (s *Store) userShard(uh string) string {
+	k, _ := s.shardOf(uh)
+	return k
+}
+
+// PlaceID implements sessions.Placer: the first 16 bits of a session ID of
+// a user are congruent to the first 16 bits of the user's hash modulo the
+// number of shards, so that the session lives in its user's shard (one
+// hash slot on Cluster: the user's limit is enforced in one atomic step)
+// and is found from its ID alone. Of the 16 drawn bits, the quotient by
+// the number of shards stays random (12 bits with 16 shards, 10 with 60).
+// An anonymous session's ID keeps all its drawn bits. A cookie therefore
+// tells which shard its user is in, and nothing else about the user.
+func (s *Store) PlaceID(userID string, drawn uint16) uint16 {
+	if userID == "" {
+		return drawn
+	}
+	uh := hashUser(userID)
+	want, _ := strconv.ParseUint(uh[:4], 16, 16)
+	n := s.o.shards
+	v := int(drawn) - int(drawn)%n + int(want)%n
+	if v > 0xffff {
+		v -= n
+	}
+	return uint16(v)
 }
 
 func (s *Store) key(k, suffix string) string {
 	return s.o.prefix + "{" + k + "}:" + suffix
 }
-
-func (s *Store) ptrKey(h string) string { return s.key(s.shardOf(h), "p:"+h) }
 
 // args returns the common script arguments followed by more.
 func (s *Store) args(more ...any) []any {
@@ -217,7 +254,9 @@ func micros(t time.Time) int64 {
 }
 
 // Create implements sessions.Store. rec must carry SealedID (the Manager
-// fills it): the store keeps no raw ID. On RejectNew at the limit it
+// fills it): the store keeps no raw ID. The ID of a session with a user
+// must be placed for that user (PlaceID: the Manager does it), or Create
+// returns ErrUnplacedID. On RejectNew at the limit it
 // returns the expired records it removed together with an error wrapping
 // sessions.ErrLimitReached. It reads the store's clock (WithClock) to tell
 // which of the user's records expired.
@@ -231,10 +270,16 @@ func (s *Store) Create(ctx context.Context, rec sessions.Record, limit int, poli
 		return nil, errors.New("redisstore: create: record without SealedID")
 	}
 	h := hashID(rec.ID)
-	uh, k := "", s.shardOf(h)
+	k, ok := s.shardOf(rec.ID)
+	if !ok {
+		return nil, fmt.Errorf("redisstore: create: session ID %.8q… does not start with 4 hex digits", rec.ID)
+	}
+	uh := ""
 	if rec.UserID != "" {
 		uh = hashUser(rec.UserID)
-		k = s.shardOf(uh)
+		if s.userShard(uh) != k {
+			return nil, ErrUnplacedID
+		}
 	}
 	dl := micros(rec.Deadline())
 	au := micros(rec.LastActivity)
@@ -248,35 +293,17 @@ func (s *Store) Create(ctx context.Context, rec sessions.Record, limit int, poli
 	now := micros(s.o.now())
 	args := s.args(k, h, uh, now, limit, pol, dl, au)
 	args = appendFields(args, uh, &rec)
-
-	if s.cluster {
-		// The pointer lives in another slot: write it first, so that a
-		// session is never stored without a way to find it.
-		until := max(dl, now)/1000 + 2*s.o.grace.Milliseconds()
-		if err := s.setNewPointer(ctx, h, k, until); err != nil {
-			return nil, fmt.Errorf("redisstore: create: %w", err)
-		}
-		s.setPointer(h, k, until)
-	}
 	rk := s.takeReplyKey("c:"+h, k)
 	res, err := s.run(ctx, true, createScript, []string{s.key(k, "e"), rk}, args...).Slice()
 	s.settleReplyKey("c:"+h, rk, err)
 	if err != nil {
-		// On Cluster the pointer stays: the script may have run before the
-		// connection failed, and a pointer to nothing is harmless.
 		return nil, fmt.Errorf("redisstore: create: %w", err)
 	}
-	removed, hs, err := decodeRecords(res[1])
+	removed, _, err := decodeRecords(res[1])
 	if err != nil {
 		return nil, fmt.Errorf("redisstore: create: %w", err)
 	}
 	added, _ := res[0].(int64)
-	if s.cluster {
-		if added == 0 {
-			hs = append(hs, h)
-		}
-		s.dropPointers(ctx, hs)
-	}
 	if added == 0 {
 		return removed, fmt.Errorf("redisstore: create: %w", sessions.ErrLimitReached)
 	}
@@ -319,8 +346,7 @@ func nanos(t time.Time) string {
 	return strconv.FormatInt(t.UnixNano(), 10)
 }
 
-// Load implements sessions.Store: one round trip (on Cluster, one more the
-// first time this Store meets the session).
+// Load implements sessions.Store: one HGETALL.
 func (s *Store) Load(ctx context.Context, id string) (sessions.Record, error) {
 	return s.load(ctx, "load", id, s.o.now(), false)
 }
@@ -329,8 +355,9 @@ func (s *Store) Load(ctx context.Context, id string) (sessions.Record, error) {
 // store's clock (WithClock), and record activity at their at argument: a
 // session that expired before the call is not found, whatever at says.
 
-// Activate implements sessions.Store: one round trip, which also writes the
-// activity when the stored one lags at by the touch window or more.
+// Activate implements sessions.Store: one HGETALL, and a second round trip
+// (touchScript) when the stored activity lags at by the touch window or
+// more, which writes it.
 func (s *Store) Activate(ctx context.Context, id string, at time.Time) (sessions.Record, error) {
 	rec, err := s.load(ctx, "activate", id, at, true)
 	if err == nil {
@@ -339,175 +366,84 @@ func (s *Store) Activate(ctx context.Context, id string, at time.Time) (sessions
 	return rec, err
 }
 
+// load reads the record of id with one HGETALL, which needs no script: a
+// record is live while its hash exists (Delete and Expired rename it away
+// in one step) and its deadline "dl" is after the time of the call. Only
+// an activity write runs a script.
 func (s *Store) load(ctx context.Context, op, id string, at time.Time, activate bool) (sessions.Record, error) {
+	k, ok := s.shardOf(id)
+	if !ok {
+		return sessions.Record{}, errNotFound
+	}
 	h := hashID(id)
-	keys, k, err := s.locate(ctx, h)
+	now := at // Load passes the store's clock as at
+	if activate {
+		now = s.o.now()
+	}
+	fields, err := s.c.HGetAll(ctx, s.key(k, "s:"+h)).Result()
 	if err != nil {
 		return sessions.Record{}, fmt.Errorf("redisstore: %s: %w", op, err)
 	}
-	mode := "0"
-	if activate {
-		mode = "1"
+	rec, f, err := decodeMap(fields)
+	if err != nil {
+		return sessions.Record{}, fmt.Errorf("redisstore: %s: %w", op, err)
+	}
+	if f.dl <= micros(now) {
+		return sessions.Record{}, errNotFound // gone (no fields) or expired
 	}
 	atus := micros(at)
-	atArg := any(atus)
-	nowArg := atArg // Load passes the store's clock as at
-	if activate {
-		nowArg = micros(s.o.now())
+	if !activate || atus <= f.au || float64(atus-f.au) < float64(rec.IdleTimeout/time.Microsecond)*s.o.touchWindow {
+		return rec, nil
 	}
-	res, err := loadScript.Run(ctx, s.c, keys, s.args(h, k, atArg, mode, at.UnixNano(), s.o.touchWindow, nowArg)...).Text()
+	res, err := touchScript.Run(ctx, s.c, []string{s.key(k, "e")},
+		s.args(h, k, atus, at.UnixNano(), s.o.touchWindow, micros(now))...).Text()
 	if errors.Is(err, redis.Nil) {
 		return sessions.Record{}, errNotFound
 	}
 	if err != nil {
 		return sessions.Record{}, fmt.Errorf("redisstore: %s: %w", op, err)
 	}
-	rec, f, err := decodePacked(res)
-	if err != nil {
+	if rec, _, err = decodePacked(res); err != nil {
 		return sessions.Record{}, fmt.Errorf("redisstore: %s: %w", op, err)
-	}
-	if s.cluster && activate && f.au == atus {
-		s.extendPointer(ctx, h, f.dl)
 	}
 	return rec, nil
 }
 
-// locate returns the KEYS and shard argument of a script acting on the
-// session whose ID hashes to h. Outside Cluster the script reads the shard
-// from the pointer key itself; on Cluster, the store reads it first (once).
-func (s *Store) locate(ctx context.Context, h string) ([]string, string, error) {
-	if !s.cluster {
-		return []string{s.ptrKey(h)}, "", nil
-	}
-	s.mu.Lock()
-	p, ok := s.shardMap[h]
-	s.mu.Unlock()
-	k := p.k
-	if !ok {
-		v, err := s.c.Get(ctx, s.ptrKey(h)).Result()
-		if errors.Is(err, redis.Nil) {
-			v, err = s.findShard(ctx, h) // repair.go
-			if errors.Is(err, redis.Nil) {
-				return nil, "", sessions.ErrNotFound
-			}
-			if err != nil {
-				return nil, "", err
-			}
-			return []string{s.key(v, "e")}, v, nil
-		}
-		if err != nil {
-			return nil, "", err
-		}
-		k = v
-		s.setPointer(h, k, 0)
-	}
-	return []string{s.key(k, "e")}, k, nil
-}
-
-// maxCache bounds the shard caches.
-const maxCache = 1 << 16
-
-// pointer is what a Cluster Store knows of a session's pointer key.
-type pointer struct {
-	k     string // the session's shard
-	until int64  // when the pointer expires, in Unix milliseconds; 0: unknown
-}
-
-// setPointer remembers the shard of h and when its pointer expires.
-func (s *Store) setPointer(h, k string, until int64) {
-	s.mu.Lock()
-	if len(s.shardMap) >= maxCache {
-		clear(s.shardMap)
-	}
-	s.shardMap[h] = pointer{k: k, until: until}
-	s.mu.Unlock()
-}
-
-// extendPointer and dropPointers keep pointer keys on Cluster, where the
-// scripts cannot reach them. A pointer is given twice the grace past the
-// session's deadline and extended only when the session's key would
-// outlive it, so that a write seldom costs a second round trip. Failures
-// are harmless: a pointer to nothing finds nothing, and every pointer has
-// a TTL.
-func (s *Store) extendPointer(ctx context.Context, h string, dl int64) {
-	need := dl/1000 + s.o.grace.Milliseconds() // when the session key expires
-	s.mu.Lock()
-	p := s.shardMap[h]
-	s.mu.Unlock()
-	if p.until >= need || p.k == "" {
-		return
-	}
-	until := need + s.o.grace.Milliseconds()
-	if s.c.PExpireAt(ctx, s.ptrKey(h), time.UnixMilli(until)).Err() == nil {
-		s.setPointer(h, p.k, until)
-	}
-}
-
-func (s *Store) dropPointers(ctx context.Context, hs []string) {
-	if len(hs) == 0 {
-		return
-	}
-	_, _ = s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for _, h := range hs {
-			p.Del(ctx, s.ptrKey(h))
-		}
-		return nil
-	})
-	s.mu.Lock()
-	for _, h := range hs {
-		delete(s.shardMap, h)
-	}
-	s.mu.Unlock()
-}
-
 // Update implements sessions.Store in one round trip: it writes only the
 // given keys, so concurrent updates of different keys lose nothing, and it
-// never recreates a session that is gone.
+// never recreates a session that is gone. It writes the activity as
+// Activate does: when the stored one lags at by the touch window or more.
 func (s *Store) Update(ctx context.Context, id string, at time.Time, set map[string][]byte, del []string) error {
-	h := hashID(id)
-	keys, k, err := s.locate(ctx, h)
-	if errors.Is(err, sessions.ErrNotFound) {
+	k, ok := s.shardOf(id)
+	if !ok {
 		return errNotFound
 	}
-	if err != nil {
-		return fmt.Errorf("redisstore: update: %w", err)
-	}
-	args := s.args(h, k, micros(s.o.now()), micros(at), strconv.FormatInt(at.UnixNano(), 10), len(set))
+	args := s.args(hashID(id), k, micros(s.o.now()), micros(at), strconv.FormatInt(at.UnixNano(), 10), s.o.touchWindow, len(set))
 	for name, v := range set {
 		args = append(args, valuePrefix+name, v)
 	}
 	for _, name := range del {
 		args = append(args, valuePrefix+name)
 	}
-	dl, err := updateScript.Run(ctx, s.c, keys, args...).Int64()
+	err := updateScript.Run(ctx, s.c, []string{s.key(k, "e")}, args...).Err()
 	if errors.Is(err, redis.Nil) {
 		return errNotFound
 	}
 	if err != nil {
 		return fmt.Errorf("redisstore: update: %w", err)
 	}
-	if s.cluster {
-		s.extendPointer(ctx, h, dl)
-	}
 	return nil
 }
 
 // Delete implements sessions.Store.
 func (s *Store) Delete(ctx context.Context, id string) (sessions.Record, error) {
-	h := hashID(id)
-	keys, k, err := s.locate(ctx, h)
-	if errors.Is(err, sessions.ErrNotFound) {
+	k, ok := s.shardOf(id)
+	if !ok {
 		return sessions.Record{}, errNotFound
 	}
-	if err != nil {
-		return sessions.Record{}, fmt.Errorf("redisstore: delete: %w", err)
-	}
-	slot := k
-	if k == "" {
-		slot = s.shardOf(h) // the pointer's slot, KEYS[1]'s
-	}
-	rk := s.takeReplyKey("d:"+h, slot)
-	res, err := s.run(ctx, true, deleteScript, append(keys, rk), s.args(h, k, micros(s.o.now()))...).Slice()
+	h := hashID(id)
+	rk := s.takeReplyKey("d:"+h, k)
+	res, err := s.run(ctx, true, deleteScript, []string{s.key(k, "e"), rk}, s.args(h, k, micros(s.o.now()))...).Slice()
 	s.settleReplyKey("d:"+h, rk, err)
 	if errors.Is(err, redis.Nil) {
 		return sessions.Record{}, errNotFound
@@ -518,9 +454,6 @@ func (s *Store) Delete(ctx context.Context, id string) (sessions.Record, error) 
 	rec, _, err := decodeRecord(res)
 	if err != nil {
 		return sessions.Record{}, fmt.Errorf("redisstore: delete: %w", err)
-	}
-	if s.cluster {
-		s.dropPointers(ctx, []string{h})
 	}
 	return rec, nil
 }
@@ -549,7 +482,7 @@ func (s *Store) user(ctx context.Context, userID string, del bool) ([]sessions.R
 		return nil, nil
 	}
 	uh := hashUser(userID)
-	k := s.shardOf(uh)
+	k := s.userShard(uh)
 	mode, keys := "0", []string{s.key(k, "u:"+uh)}
 	if del {
 		mode, keys = "1", append(keys, s.takeReplyKey("u:"+uh, k))
@@ -561,12 +494,9 @@ func (s *Store) user(ctx context.Context, userID string, del bool) ([]sessions.R
 	if err != nil {
 		return nil, err
 	}
-	recs, hs, err := decodeRecords(res)
+	recs, _, err := decodeRecords(res)
 	if err != nil {
 		return nil, err
-	}
-	if del && s.cluster {
-		s.dropPointers(ctx, hs)
 	}
 	if len(recs) == 0 {
 		return nil, nil
@@ -666,7 +596,6 @@ func (s *Store) Expired(ctx context.Context, now time.Time, max int) ([]sessions
 	nowus := micros(now)
 	leaseEnd := time.UnixMicro(nowus).Add(s.o.lease)
 	var out []sessions.Record
-	var hs []string
 	step := func(shards []string) error {
 		for len(out) < max {
 			want := min(max-len(out), s.o.sweepBatch)
@@ -677,16 +606,15 @@ func (s *Store) Expired(ctx context.Context, now time.Time, max int) ([]sessions
 			if err != nil {
 				return err
 			}
-			recs, rhs, err := decodeRecords(res)
+			recs, fs, err := decodeClaims(res)
 			if err != nil {
 				return err
 			}
-			for i, h := range rhs {
-				recs[i].Claim = shardOfRecord(recs[i], h, s) + ":" + h + ":" + nonce
+			for i, f := range fs {
+				recs[i].Claim = f.k + ":" + f.h + ":" + nonce
 				recs[i].LeaseEnd = leaseEnd
 			}
 			out = append(out, recs...)
-			hs = append(hs, rhs...)
 			if len(recs) < want {
 				return nil
 			}
@@ -700,7 +628,6 @@ func (s *Store) Expired(ctx context.Context, now time.Time, max int) ([]sessions
 				break
 			}
 		}
-		s.dropPointers(ctx, hs)
 	} else {
 		err = step(order)
 	}
@@ -816,19 +743,37 @@ func isHex(s string, n int) bool {
 	return true
 }
 
-// shardOfRecord returns the shard a claimed record lives in: its user's,
-// or its own for an anonymous session.
-func shardOfRecord(rec sessions.Record, h string, s *Store) string {
-	if rec.UserID != "" {
-		return s.shardOf(hashUser(rec.UserID))
-	}
-	return s.shardOf(h)
-}
-
 // stored holds the script-side fields of a decoded record.
 type stored struct {
-	h      string
+	h, k   string // the session's hash and, from Expired, its shard
 	au, dl int64
+}
+
+// decodeClaims decodes the records returned by expiredScript, which carry
+// their hash and shard.
+func decodeClaims(v any) ([]sessions.Record, []stored, error) {
+	list, ok := v.([]any)
+	if !ok {
+		return nil, nil, fmt.Errorf("unexpected reply %T", v)
+	}
+	recs := make([]sessions.Record, 0, len(list))
+	fs := make([]stored, 0, len(list))
+	for _, item := range list {
+		fields, ok := item.([]any)
+		if !ok {
+			return nil, nil, fmt.Errorf("unexpected reply %T", item)
+		}
+		rec, f, err := decodeRecord(fields)
+		if err == nil && (f.h == "" || f.k == "") {
+			err = errors.New("claimed record without hash or shard")
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		recs = append(recs, rec)
+		fs = append(fs, f)
+	}
+	return recs, fs, nil
 }
 
 func decodeRecords(v any) ([]sessions.Record, []string, error) {
@@ -865,6 +810,16 @@ func decodeRecord(fields []any) (sessions.Record, stored, error) {
 	for i := 0; i < len(fields); i += 2 {
 		name, _ := fields[i].(string)
 		val, _ := fields[i+1].(string)
+		d.field(name, val, nil)
+	}
+	return d.finish()
+}
+
+// decodeMap decodes the reply of HGETALL on a session hash, as go-redis
+// returns it; an empty map (no such key) decodes to a zero record.
+func decodeMap(fields map[string]string) (sessions.Record, stored, error) {
+	var d recordDecoder
+	for name, val := range fields {
 		d.field(name, val, nil)
 	}
 	return d.finish()
@@ -975,6 +930,8 @@ func (d *recordDecoder) field(name, val string, raw []byte) {
 	switch name {
 	case "h":
 		d.f.h = val
+	case "k":
+		d.f.k = val
 	case "sid":
 		d.rec.SealedID = own()
 	case "uid":
