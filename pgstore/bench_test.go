@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tokyopredictor/sessions"
+	"github.com/tokyopredictor/sessions/internal/benchkit"
 )
 
 // The benchmarks compare the store's read hit with the floor any
@@ -195,31 +196,6 @@ func BenchmarkCreate(b *testing.B) {
 	}
 }
 
-// alternate runs a and b for b.N operations each, alternating chunks of
-// chunkOps, and reports each one's time per operation and their ratio.
-func alternate(b *testing.B, nameA, nameB string, a, c func(i int)) {
-	var ta, tc time.Duration
-	b.ResetTimer()
-	for done := 0; done < b.N; done += chunkOps {
-		k := min(chunkOps, b.N-done)
-		start := time.Now()
-		for i := range k {
-			a(done + i)
-		}
-		mid := time.Now()
-		for i := range k {
-			c(done + i)
-		}
-		ta += mid.Sub(start)
-		tc += time.Since(mid)
-	}
-	b.StopTimer()
-	b.ReportMetric(0, "ns/op")
-	b.ReportMetric(float64(ta.Nanoseconds())/float64(b.N), nameA+"-ns/op")
-	b.ReportMetric(float64(tc.Nanoseconds())/float64(b.N), nameB+"-ns/op")
-	b.ReportMetric(float64(ta)/float64(tc), "ratio")
-}
-
 // BenchmarkReadHitRatio: Activate (the Middleware's read; the stored
 // activity is recent, so it writes nothing) and Load against the plain
 // SELECT of the same row by key, alternating; and a request whose handler
@@ -235,14 +211,14 @@ func BenchmarkReadHitRatio(b *testing.B) {
 		}
 	}
 	b.Run("op=activate", func(b *testing.B) {
-		alternate(b, "activate", "select", func(i int) {
+		benchkit.Alternate(b, false, chunkOps, "activate", "select", func(i int) {
 			if _, err := s.Activate(b.Context(), ids[i%len(ids)], time.Now()); err != nil {
 				b.Fatal(err)
 			}
 		}, plainSelect)
 	})
 	b.Run("op=load", func(b *testing.B) {
-		alternate(b, "load", "select", func(i int) {
+		benchkit.Alternate(b, false, chunkOps, "load", "select", func(i int) {
 			if _, err := s.Load(b.Context(), ids[i%len(ids)]); err != nil {
 				b.Fatal(err)
 			}
@@ -281,7 +257,7 @@ func BenchmarkReadHitRatio(b *testing.B) {
 			}
 		})
 		d := &discard{h: http.Header{}}
-		alternate(b, "sessions", "bare+select", func(i int) { h.ServeHTTP(d, request(i)) }, func(i int) { bare.ServeHTTP(d, request(i)) })
+		benchkit.Alternate(b, false, chunkOps, "sessions", "bare+select", func(i int) { h.ServeHTTP(d, request(i)) }, func(i int) { bare.ServeHTTP(d, request(i)) })
 	})
 	b.Run("op=vs-scs-statements", func(b *testing.B) {
 		// What scs's pgxstore sends for a read hit when IdleTimeout is set
@@ -336,6 +312,6 @@ func BenchmarkReadHitRatio(b *testing.B) {
 			}
 		}
 		d := &discard{h: http.Header{}}
-		alternate(b, "sessions", "scs-statements", func(i int) { h.ServeHTTP(d, request(i)) }, scs)
+		benchkit.Alternate(b, false, chunkOps, "sessions", "scs-statements", func(i int) { h.ServeHTTP(d, request(i)) }, scs)
 	})
 }

@@ -414,3 +414,50 @@ func newRecorders(n int) []*Recorder {
 	}
 	return recs
 }
+
+// Alternate runs a and c alternately, in chunks of chunk operations each,
+// and reports each one's time per operation (nameA-ns/op, nameC-ns/op) and
+// their ratio: on a shared, noisy machine, where separate benchmarks drift
+// by 2× between runs, both see the same conditions. With parallel,
+// GOMAXPROCS goroutines (b.RunParallel) each alternate, and the times are
+// summed over them. About b.N operations of each run (whole chunks).
+func Alternate(b *testing.B, parallel bool, chunk int, nameA, nameC string, a, c func(i int)) {
+	var ta, tc, chunks atomic.Int64
+	one := func(start int) {
+		t0 := time.Now()
+		for i := range chunk {
+			a(start + i)
+		}
+		t1 := time.Now()
+		for i := range chunk {
+			c(start + i)
+		}
+		ta.Add(int64(t1.Sub(t0)))
+		tc.Add(int64(time.Since(t1)))
+		chunks.Add(1)
+	}
+	b.ResetTimer()
+	if parallel {
+		b.RunParallel(func(pb *testing.PB) {
+			for {
+				for range chunk {
+					if !pb.Next() {
+						return
+					}
+				}
+				one(int(chunks.Load()) * chunk)
+			}
+		})
+	} else {
+		for start := 0; start < b.N; start += chunk {
+			one(start)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(0, "ns/op")
+	if ops := float64(chunks.Load() * int64(chunk)); ops > 0 && tc.Load() > 0 {
+		b.ReportMetric(float64(ta.Load())/ops, nameA+"-ns/op")
+		b.ReportMetric(float64(tc.Load())/ops, nameC+"-ns/op")
+		b.ReportMetric(float64(ta.Load())/float64(tc.Load()), "ratio")
+	}
+}
