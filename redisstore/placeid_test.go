@@ -1,0 +1,51 @@
+package redisstore
+
+import (
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/tokyopredictor/sessions"
+)
+
+// TestPlaceID: every placed ID names its user's shard, the drawn bits'
+// quotient by the number of shards survives (the ID loses log2(shards)
+// random bits, no more), anonymous IDs keep every drawn bit, and Create
+// refuses a user's session whose ID names another shard.
+func TestPlaceID(t *testing.T) {
+	c := newClient(t)
+	for _, n := range []int{1, 16, 60, 4096} {
+		s := newStore(t, c, WithShards(n))
+		for _, user := range []string{"ann", "bob"} {
+			want := s.userShard(hashUser(user))
+			seen := make(map[uint16]bool)
+			for drawn := range 1 << 16 {
+				v := s.PlaceID(user, uint16(drawn))
+				seen[v] = true
+				k, ok := s.shardOf(strconv.FormatUint(uint64(v)|1<<16, 16)[1:])
+				require.True(t, ok)
+				require.Equal(t, want, k, "%d shards, drawn %#x placed at %#x", n, drawn, v)
+			}
+			assert.GreaterOrEqual(t, len(seen), (1<<16)/n-1, "%d shards: distinct placements", n)
+		}
+		for drawn := range 1 << 16 {
+			require.EqualValues(t, drawn, s.PlaceID("", uint16(drawn)))
+		}
+	}
+
+	s := newStore(t, c, WithShards(16))
+	r := rec("carl", time.Hour)
+	k := s.userShard(hashUser("carl"))
+	for i := 0; ; i++ { // an ID whose first 16 bits name another shard
+		id := strconv.FormatUint(uint64(i)|1<<16, 16)[1:] + r.ID[4:]
+		if other, _ := s.shardOf(id); other != k {
+			r.ID = id
+			break
+		}
+	}
+	_, err := s.Create(t.Context(), r, 0, sessions.EvictOldest)
+	require.ErrorIs(t, err, ErrUnplacedID)
+}
