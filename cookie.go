@@ -7,6 +7,7 @@ import (
 	"hash/maphash"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -28,6 +29,9 @@ type cookieCodec struct {
 	codecs  []securecookie.Codec
 	seed    maphash.Seed // for the sums of verified values (see remember)
 	expired string       // the Set-Cookie value that expires the cookie
+	// verified holds, for a Manager on a shared store, the sums of values
+	// verified recently (see verifiedBefore); nil for the memory store.
+	verified []atomic.Uint64
 }
 
 func newCookieCodec(cfg CookieConfig, keys [][]byte) *cookieCodec {
@@ -207,6 +211,35 @@ func (s *Session) remember(c *cookieCodec, value string) {
 		s.vsum.CompareAndSwap(0, c.sum(value))
 	}
 }
+
+// verifiedSlots is the size of a shared-store Manager's cache of verified
+// values: 256 KiB.
+const verifiedSlots = 1 << 15
+
+// verifiedBefore reports whether value, whose clear parts say it carries
+// id, is exactly a value c verified recently. A Manager on a shared store
+// rebuilds each request's session from the store, so it has no Session to
+// remember the value (see remembers); c keeps instead one keyed sum per
+// slot, the slot chosen by 15 random bits of the ID (bytes 14 and 15 of a
+// version 4 UUID, which no Placer sets). As with remembers, another value
+// matches only by a 2^-63 chance, and only for the ID whose slot holds
+// the sum; a value that is not there takes the full check.
+func (c *cookieCodec) verifiedBefore(value string, id uuid.UUID) bool {
+	if c.verified == nil {
+		return false
+	}
+	v := c.verified[verifiedSlot(id)].Load()
+	return v != 0 && v == c.sum(value)
+}
+
+// noteVerified records that c verified value, which carries id.
+func (c *cookieCodec) noteVerified(value string, id uuid.UUID) {
+	if c.verified != nil {
+		c.verified[verifiedSlot(id)].Store(c.sum(value))
+	}
+}
+
+func verifiedSlot(id uuid.UUID) int { return (int(id[14])<<8 | int(id[15])) % verifiedSlots }
 
 // rememberIssued records value, just issued by c for s, in place of the
 // value remembered before: a re-issued cookie takes over the fast path.

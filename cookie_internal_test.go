@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -138,4 +139,35 @@ func TestReadCookie(t *testing.T) {
 	v, ok := readCookie(r, "s")
 	assert.True(t, ok)
 	assert.Equal(t, "two", v)
+}
+
+// TestVerifiedBefore: a shared-store codec takes a value it verified for
+// an ID as verified, and no other value for that ID, not one that differs
+// only in its MAC nor another value it issued for the same ID.
+func TestVerifiedBefore(t *testing.T) {
+	c := newCookieCodec(CookieConfig{Name: "session", MaxAge: time.Hour}, [][]byte{bytes.Repeat([]byte{'k'}, 32)})
+	id := uuid.New()
+	v, err := c.encode(id)
+	require.NoError(t, err)
+	c.noteVerified(v, id)
+	assert.False(t, c.verifiedBefore(v, id), "the memory store's codec keeps no cache")
+
+	c.verified = make([]atomic.Uint64, verifiedSlots)
+	assert.False(t, c.verifiedBefore(v, id), "not verified yet")
+	c.noteVerified(v, id)
+	assert.True(t, c.verifiedBefore(v, id))
+	other, err := c.encodeFor(id, true)
+	require.NoError(t, err)
+	require.NotEqual(t, v, other)
+	assert.False(t, c.verifiedBefore(other, id), "another value of the same ID")
+	raw, err := base64.URLEncoding.DecodeString(v)
+	require.NoError(t, err)
+	raw[len(raw)-1] ^= 1 // the MAC's last byte
+	forged := base64.URLEncoding.EncodeToString(raw)
+	p, ok := parseValue(forged)
+	require.True(t, ok)
+	require.Equal(t, id, p.id)
+	assert.False(t, c.verifiedBefore(forged, id), "a forged MAC")
+	c.noteVerified(other, id)
+	assert.False(t, c.verifiedBefore(v, id), "replaced in its slot by the value verified last")
 }

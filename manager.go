@@ -148,6 +148,7 @@ func NewManager(cfg Config, opts ...Option) (*Manager, error) {
 		}
 		m.b = &storeBackend{st: o.store, cfg: &m.cfg, sealer: sealer, log: o.log, closed: &m.closed}
 		m.placer, _ = o.store.(Placer)
+		m.cookies.verified = make([]atomic.Uint64, verifiedSlots)
 	}
 	if !cfg.DisableAutoCleanup {
 		ctx, cancel := context.WithCancel(context.Background())

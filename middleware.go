@@ -205,9 +205,25 @@ func (m *Manager) fromCookie(ctx context.Context, value string, now time.Time) (
 			}
 		}
 	}
-	id, err := m.cookies.decode(value)
-	if err != nil {
-		return nil, valueParts{}, err
+	// On a shared store, a value verified recently skips the signature
+	// check (see verifiedBefore).
+	var p valueParts
+	var id uuid.UUID
+	known := false
+	if m.cookies.verified != nil && len(value) <= maxCookieLen {
+		if q, ok := parseValue(value); ok && m.cookies.verifiedBefore(value, q.id) {
+			id, known = q.id, true
+			if m.cfg.Cookie.MaxAge > 0 {
+				p = q
+			}
+		}
+	}
+	if !known {
+		var err error
+		if id, err = m.cookies.decode(value); err != nil {
+			return nil, valueParts{}, err
+		}
+		m.cookies.noteVerified(value, id)
 	}
 	s, err := m.b.get(ctx, id, true, now)
 	switch {
@@ -219,8 +235,7 @@ func (m *Manager) fromCookie(ctx context.Context, value string, now time.Time) (
 	if m.mem != nil {
 		s.remember(m.cookies, value)
 	}
-	var p valueParts
-	if m.cfg.Cookie.MaxAge > 0 {
+	if m.cfg.Cookie.MaxAge > 0 && !known {
 		if q, ok := parseValue(value); ok {
 			p = q
 		}
