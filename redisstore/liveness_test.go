@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -92,4 +93,31 @@ func TestSaveAfterExpiry(t *testing.T) {
 	n, _, err := s.Count(ctx, clock.Now())
 	require.NoError(t, err)
 	assert.Zero(t, n)
+}
+
+// TestUpdateManyValues: an Update with more values, or more deletions, than
+// Lua's unpack takes at once writes and deletes them all.
+func TestUpdateManyValues(t *testing.T) {
+	c := newClient(t)
+	s := newStore(t, c)
+	ctx := t.Context()
+	r := rec("yves", time.Hour)
+	_, err := s.Create(ctx, r, 0, sessions.EvictOldest)
+	require.NoError(t, err)
+	for _, n := range []int{10, 4100} {
+		set := make(map[string][]byte, n)
+		var del []string
+		for i := range n {
+			set[fmt.Sprint("k", i)] = []byte{byte(i)}
+			del = append(del, fmt.Sprint("k", i), fmt.Sprint("gone", i))
+		}
+		require.NoError(t, s.Update(ctx, r.ID, time.Now(), set, nil), "%d values", n)
+		got, err := s.Load(ctx, r.ID)
+		require.NoError(t, err)
+		assert.Len(t, got.Values, n+1, "%d values and the record's own", n)
+		require.NoError(t, s.Update(ctx, r.ID, time.Now(), nil, del), "%d deletions", len(del))
+		got, err = s.Load(ctx, r.ID)
+		require.NoError(t, err)
+		assert.Len(t, got.Values, 1, "after %d deletions", len(del))
+	}
 }

@@ -306,55 +306,49 @@ return cmsgpack.pack(rec)
 // which the session must be live; ARGV[8]: activity in microseconds;
 // ARGV[9]: in nanoseconds; ARGV[10]: the touch window (a fraction of the
 // idle timeout); ARGV[11]: how many field/value pairs follow; then the
-// fields to delete. It returns the deadline. Running it twice leaves what
-// running it once leaves. It runs on every request that changes its
-// session, so it does with few commands what byID and refileLua do: one
-// HMGET reads the deadline, user and times, one HSET writes the values
-// (with the activity, when the stored one lags it by the touch window or
-// more, as Activate writes it; only then is the session filed again), one
-// HDEL deletes, and the helpers are defined only on the path that forgets
-// a vanished record.
+// fields to delete. It returns 1. Running it twice leaves what running it
+// once leaves. It runs on every request that changes its session, so its
+// common path is two commands and no Lua table: one HMGET reads the
+// deadline and times, one HSET writes the values straight from ARGV (one
+// HDEL deletes). Only when the stored activity lags at by the touch window
+// or more, as Activate writes it, does it write the activity and file the
+// session again; the helpers are defined only on the path that forgets a
+// vanished record.
 var updateScript = redis.NewScript(`#!lua
 local h, k = ARGV[5], ARGV[6]
 local pre = ARGV[1] .. '{' .. k .. '}:'
 local rk = pre .. 's:' .. h
-local f = redis.call('HMGET', rk, 'dl', 'uh', 'a', 'it', 'ad')
+local f = redis.call('HMGET', rk, 'dl', 'a', 'it')
 if not f[1] then` + helpers + `
   forget(k, h, '')
   return false
 end
 if tonumber(f[1]) <= tonumber(ARGV[7]) then return false end
-local GRACE, at, uh = tonumber(ARGV[3]), tonumber(ARGV[8]), f[2]
-` + usLua + `
-local au, itu, adu = us(f[3]), us(f[4]), us(f[5])
-local touch = at > au and at - au >= itu * tonumber(ARGV[10])
-local dl = tonumber(f[1])
-local npairs = tonumber(ARGV[11])
-local last = 11 + 2 * npairs
-local hset = {'HSET', rk}
-if npairs < 3900 then
-  for i = 12, last do hset[#hset + 1] = ARGV[i] end
-else
-  for i = 12, last, 2 do redis.call('HSET', rk, ARGV[i], ARGV[i + 1]) end
+local last = 11 + 2 * tonumber(ARGV[11])
+if last > 11 then
+  if last < 7800 then redis.call('HSET', rk, unpack(ARGV, 12, last))
+  else
+    for i = 12, last, 2 do redis.call('HSET', rk, ARGV[i], ARGV[i + 1]) end
+  end
 end
-if touch then
-  au = at
-  dl = at + itu
-  if adu > 0 and adu < dl then dl = adu end
-  hset[#hset + 1], hset[#hset + 2] = 'a', ARGV[9]
-  hset[#hset + 1], hset[#hset + 2] = 'dl', string.format('%d', dl)
-end
-if #hset > 2 then redis.call(unpack(hset)) end
 if last < #ARGV then
   if #ARGV - last < 7000 then redis.call('HDEL', rk, unpack(ARGV, last + 1))
   else
     for i = last + 1, #ARGV do redis.call('HDEL', rk, ARGV[i]) end
   end
 end
-if touch then
+` + usLua + `
+local at, au, itu = tonumber(ARGV[8]), us(f[2]), us(f[3])
+if at > au and at - au >= itu * tonumber(ARGV[10]) then
+  local g = redis.call('HMGET', rk, 'ad', 'uh')
+  local GRACE, adu, uh = tonumber(ARGV[3]), us(g[1]), g[2]
+  local dl = at + itu
+  if adu > 0 and adu < dl then dl = adu end
+  redis.call('HSET', rk, 'a', ARGV[9], 'dl', string.format('%d', dl))
+  au = at
 ` + refileLua + `
 end
-return dl
+return 1
 `)
 
 // deleteScript removes a live session and returns it. KEYS[2] is the
