@@ -270,35 +270,30 @@ end
 
 // touchScript records activity at ARGV[7] (microseconds; ARGV[8] in
 // nanoseconds) for a live session whose stored activity lags it by at
-// least ARGV[9] (a fraction) of its idle timeout, and returns the record
-// packed by cmsgpack (one bulk string, cheaper to send and to decode than
-// the field/value array). ARGV[10] is the time of the call (the store's
-// clock), at which the session must be live. KEYS[1]: P{k}:e. A read hit
-// does not run it: Load and Activate read the record with one HGETALL and
-// call it only when the activity is due (once per touch window), so it
-// reads the record again, in RESP3 (a Lua table keyed by field, which the
-// server builds faster than the RESP2 array), and patches what it read.
+// least ARGV[9] (a fraction) of its idle timeout. ARGV[10] is the time of
+// the call (the store's clock), at which the session must be live.
+// KEYS[1]: P{k}:e. It returns false for a session that is gone or expired,
+// else 1. A read hit does not run it: Load and Activate read the record
+// with one HGETALL and call it only when the activity is due (once per
+// touch window); it reads again only the fields it needs, since the record
+// may have changed in between.
 var touchScript = redis.NewScript(`#!lua
 local h, k = ARGV[5], ARGV[6]
-local rk = ARGV[1] .. '{' .. k .. '}:s:' .. h
-redis.setresp(3)
-local rec = redis.call('HGETALL', rk).map
-redis.setresp(2)
-if not rec.dl or tonumber(rec.dl) <= tonumber(ARGV[10]) then return false end
+local pre = ARGV[1] .. '{' .. k .. '}:'
+local rk = pre .. 's:' .. h
+local f = redis.call('HMGET', rk, 'dl', 'a', 'it', 'ad', 'uh')
+if not f[1] or tonumber(f[1]) <= tonumber(ARGV[10]) then return false end
 ` + usLua + `
-local at, au, itu = tonumber(ARGV[7]), us(rec.a), us(rec.it)
+local at, au, itu = tonumber(ARGV[7]), us(f[2]), us(f[3])
 if at > au and at - au >= itu * tonumber(ARGV[9]) then
-  local GRACE, adu, uh = tonumber(ARGV[3]), us(rec.ad), rec.uh
+  local GRACE, adu, uh = tonumber(ARGV[3]), us(f[4]), f[5]
   local dl = at + itu
   if adu > 0 and adu < dl then dl = adu end
-  local dls = string.format('%d', dl)
-  redis.call('HSET', rk, 'a', ARGV[8], 'dl', dls)
-  local pre = ARGV[1] .. '{' .. k .. '}:'
+  redis.call('HSET', rk, 'a', ARGV[8], 'dl', string.format('%d', dl))
   au = at
 ` + refileLua + `
-  rec.a, rec.dl = ARGV[8], dls
 end
-return cmsgpack.pack(rec)
+return 1
 `)
 
 // updateScript writes changed values of a live session and its activity.

@@ -395,18 +395,15 @@ func (s *Store) load(ctx context.Context, op, id string, at time.Time, activate 
 	if !activate || atus <= f.au || float64(atus-f.au) < float64(rec.IdleTimeout/time.Microsecond)*s.o.touchWindow {
 		return rec, nil
 	}
-	res, err := touchScript.Run(ctx, s.c, []string{s.key(k, "e")},
-		s.args(h, k, atus, at.UnixNano(), s.o.touchWindow, micros(now))...).Text()
+	err = touchScript.Run(ctx, s.c, []string{s.key(k, "e")},
+		s.args(h, k, atus, at.UnixNano(), s.o.touchWindow, micros(now))...).Err()
 	if errors.Is(err, redis.Nil) {
-		return sessions.Record{}, errNotFound
+		return sessions.Record{}, errNotFound // ended or expired since the HGETALL
 	}
 	if err != nil {
 		return sessions.Record{}, fmt.Errorf("redisstore: %s: %w", op, err)
 	}
-	if rec, _, err = decodePacked(res); err != nil {
-		return sessions.Record{}, fmt.Errorf("redisstore: %s: %w", op, err)
-	}
-	return rec, nil
+	return rec, nil // Activate sets LastActivity to at
 }
 
 // Update implements sessions.Store in one round trip: it writes only the
@@ -810,7 +807,7 @@ func decodeRecord(fields []any) (sessions.Record, stored, error) {
 	for i := 0; i < len(fields); i += 2 {
 		name, _ := fields[i].(string)
 		val, _ := fields[i+1].(string)
-		d.field(name, val, nil)
+		d.field(name, val)
 	}
 	return d.finish()
 }
@@ -820,88 +817,9 @@ func decodeRecord(fields []any) (sessions.Record, stored, error) {
 func decodeMap(fields map[string]string) (sessions.Record, stored, error) {
 	var d recordDecoder
 	for name, val := range fields {
-		d.field(name, val, nil)
+		d.field(name, val)
 	}
 	return d.finish()
-}
-
-// decodePacked decodes what cmsgpack.pack makes of a session hash (a
-// MessagePack map of strings, or an array of fields and values). Decoding
-// it costs one allocation for the byte values of the record instead of one
-// per field.
-func decodePacked(p string) (sessions.Record, stored, error) {
-	var d recordDecoder
-	n, p, err := unpackHeader(p)
-	if err != nil {
-		return d.rec, d.f, err
-	}
-	if n%2 != 0 {
-		return d.rec, d.f, errors.New("odd number of fields in record")
-	}
-	// The byte values (SealedID and Values) are capped slices of one copy
-	// of the reply, so that appending to one never writes into another.
-	buf := []byte(p)
-	for range n / 2 {
-		var name, val string
-		if name, p, err = unpackString(p); err != nil {
-			return d.rec, d.f, err
-		}
-		if val, p, err = unpackString(p); err != nil {
-			return d.rec, d.f, err
-		}
-		end := len(buf) - len(p) // val is buf[end-len(val):end]
-		d.field(name, val, buf[end-len(val):end:end])
-	}
-	if p != "" {
-		return d.rec, d.f, errors.New("trailing bytes after record")
-	}
-	return d.finish()
-}
-
-// unpackHeader reads the header of a MessagePack array or map, in the
-// forms cmsgpack writes, and returns how many elements follow (two per
-// map entry) and what follows.
-func unpackHeader(p string) (int, string, error) {
-	n, h, pairs := -1, 0, false
-	switch {
-	case p == "":
-	case p[0]&0xf0 == 0x90: // fixarray
-		n, h = int(p[0]&0x0f), 1
-	case p[0]&0xf0 == 0x80: // fixmap
-		n, h, pairs = int(p[0]&0x0f), 1, true
-	case (p[0] == 0xdc || p[0] == 0xde) && len(p) >= 3: // array 16, map 16
-		n, h, pairs = int(p[1])<<8|int(p[2]), 3, p[0] == 0xde
-	case (p[0] == 0xdd || p[0] == 0xdf) && len(p) >= 5: // array 32, map 32
-		n, h, pairs = int(p[1])<<24|int(p[2])<<16|int(p[3])<<8|int(p[4]), 5, p[0] == 0xdf
-	}
-	if n < 0 {
-		return 0, "", errors.New("bad packed record")
-	}
-	if pairs {
-		n *= 2
-	}
-	return n, p[h:], nil
-}
-
-// unpackString reads a MessagePack string, in the forms cmsgpack writes,
-// and returns it (a substring of p) and what follows.
-func unpackString(p string) (string, string, error) {
-	n, h := -1, 0
-	switch {
-	case p == "":
-	case p[0]&0xe0 == 0xa0: // fixstr
-		n, h = int(p[0]&0x1f), 1
-	case p[0] == 0xd9 && len(p) >= 2: // str 8
-		n, h = int(p[1]), 2
-	case p[0] == 0xda && len(p) >= 3: // str 16
-		n, h = int(p[1])<<8|int(p[2]), 3
-	case p[0] == 0xdb && len(p) >= 5: // str 32
-		n, h = int(p[1])<<24|int(p[2])<<16|int(p[3])<<8|int(p[4]), 5
-	}
-	if n < 0 || len(p)-h < n {
-		return "", "", errors.New("bad packed record")
-	}
-	return p[h : h+n], p[h+n:], nil
 }
 
 // recordDecoder fills a record from the fields of its hash.
@@ -911,20 +829,13 @@ type recordDecoder struct {
 	err error
 }
 
-// field decodes one field; raw, when not nil, holds val's bytes and may be
-// kept by the record.
-func (d *recordDecoder) field(name, val string, raw []byte) {
-	own := func() []byte {
-		if raw != nil {
-			return raw
-		}
-		return []byte(val)
-	}
+// field decodes one field.
+func (d *recordDecoder) field(name, val string) {
 	if v, ok := strings.CutPrefix(name, valuePrefix); ok {
 		if d.rec.Values == nil {
 			d.rec.Values = make(map[string][]byte)
 		}
-		d.rec.Values[v] = own()
+		d.rec.Values[v] = []byte(val)
 		return
 	}
 	switch name {
@@ -933,7 +844,7 @@ func (d *recordDecoder) field(name, val string, raw []byte) {
 	case "k":
 		d.f.k = val
 	case "sid":
-		d.rec.SealedID = own()
+		d.rec.SealedID = []byte(val)
 	case "uid":
 		d.rec.UserID = val
 	case "c":
