@@ -1,6 +1,7 @@
 package sessions
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -264,8 +265,27 @@ func (b *storeBackend) session(rec Record, id uuid.UUID) *Session {
 	}
 	s := newSession(rec, id)
 	s.sh = &sharedState{b: b}
-	s.setData(b.values(rec))
+	s.data = b.entries(rec)
 	return s
+}
+
+// entries decodes a record's values into a session's data, as values and
+// setData would, without the map between them: a read hit on a shared
+// store builds one session per request.
+func (b *storeBackend) entries(rec Record) []entry {
+	data := make([]entry, 0, len(rec.Values))
+	for k, raw := range rec.Values {
+		v, err := decodeValue(raw)
+		if err != nil {
+			b.log.Warn("sessions: a stored value does not decode; leaving it out", "key", k, "err", err)
+			continue
+		}
+		if bs, ok := v.([]byte); ok {
+			v = bytes.Clone(bs)
+		}
+		data = append(data, entry{k, v})
+	}
+	return data
 }
 
 func (b *storeBackend) sessions(recs []Record) []*Session {
