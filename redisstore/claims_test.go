@@ -37,8 +37,12 @@ func TestExpiredRetryReturnsItsClaims(t *testing.T) {
 		keys := append(s.shardKeys(s.shardID, "e"), s.shardKeys(s.shardID, "l")...)
 		res, err := expiredScript.Run(ctx, s.c, keys, s.args(args...)...).Slice()
 		require.NoError(t, err)
-		_, hs, err := decodeRecords(res)
+		_, fs, err := decodeRecords(res)
 		require.NoError(t, err)
+		var hs []string
+		for _, f := range fs {
+			hs = append(hs, f.h)
+		}
 		slices.Sort(hs)
 		return hs
 	}

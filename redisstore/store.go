@@ -603,11 +603,14 @@ func (s *Store) Expired(ctx context.Context, now time.Time, max int) ([]sessions
 			if err != nil {
 				return err
 			}
-			recs, fs, err := decodeClaims(res)
+			recs, fs, err := decodeRecords(res)
 			if err != nil {
 				return err
 			}
 			for i, f := range fs {
+				if f.k == "" {
+					return errors.New("claimed record without its shard")
+				}
 				recs[i].Claim = f.k + ":" + f.h + ":" + nonce
 				recs[i].LeaseEnd = leaseEnd
 			}
@@ -746,40 +749,16 @@ type stored struct {
 	au, dl int64
 }
 
-// decodeClaims decodes the records returned by expiredScript, which carry
-// their hash and shard.
-func decodeClaims(v any) ([]sessions.Record, []stored, error) {
+// decodeRecords decodes a list of records as the scripts return them,
+// each with its hash ("h") and, from expiredScript, its shard ("k"), which
+// it returns beside them.
+func decodeRecords(v any) ([]sessions.Record, []stored, error) {
 	list, ok := v.([]any)
 	if !ok {
 		return nil, nil, fmt.Errorf("unexpected reply %T", v)
 	}
 	recs := make([]sessions.Record, 0, len(list))
 	fs := make([]stored, 0, len(list))
-	for _, item := range list {
-		fields, ok := item.([]any)
-		if !ok {
-			return nil, nil, fmt.Errorf("unexpected reply %T", item)
-		}
-		rec, f, err := decodeRecord(fields)
-		if err == nil && (f.h == "" || f.k == "") {
-			err = errors.New("claimed record without hash or shard")
-		}
-		if err != nil {
-			return nil, nil, err
-		}
-		recs = append(recs, rec)
-		fs = append(fs, f)
-	}
-	return recs, fs, nil
-}
-
-func decodeRecords(v any) ([]sessions.Record, []string, error) {
-	list, ok := v.([]any)
-	if !ok {
-		return nil, nil, fmt.Errorf("unexpected reply %T", v)
-	}
-	recs := make([]sessions.Record, 0, len(list))
-	hs := make([]string, 0, len(list))
 	for _, item := range list {
 		fields, ok := item.([]any)
 		if !ok {
@@ -793,9 +772,9 @@ func decodeRecords(v any) ([]sessions.Record, []string, error) {
 			return nil, nil, err
 		}
 		recs = append(recs, rec)
-		hs = append(hs, f.h)
+		fs = append(fs, f)
 	}
-	return recs, hs, nil
+	return recs, fs, nil
 }
 
 // decodeRecord decodes the reply of HGETALL on a session hash.
