@@ -281,6 +281,12 @@ func (s *Store) Create(ctx context.Context, rec sessions.Record, limit int, poli
 			return nil, ErrUnplacedID
 		}
 	}
+	return s.create(ctx, rec, k, h, uh, limit, policy)
+}
+
+// create adds rec, whose ID hashes to h, in shard k (its user's, whose
+// hash is uh).
+func (s *Store) create(ctx context.Context, rec sessions.Record, k, h, uh string, limit int, policy sessions.LimitPolicy) ([]sessions.Record, error) {
 	dl := micros(rec.Deadline())
 	au := micros(rec.LastActivity)
 	pol := "e"
