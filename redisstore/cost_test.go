@@ -99,6 +99,14 @@ func TestServerCost(t *testing.T) {
 				_, err := s.Activate(ctx, live[i].ID, at)
 				require.NoError(t, err)
 			})
+			// A process that has not seen the sessions reads them with
+			// the script that may write the activity (none is due).
+			unseen, err := New(c, WithPrefix("cost:"))
+			require.NoError(t, err)
+			measure("activate-unseen/"+v, func(i int) {
+				_, err := unseen.Activate(ctx, live[i].ID, at)
+				require.NoError(t, err)
+			})
 			at = at.Add(10 * time.Minute) // past the touch window (3 min of 1 h)
 			measure("activate-write/"+v, func(i int) {
 				_, err := s.Activate(ctx, live[i].ID, at)

@@ -38,10 +38,10 @@
 //     reads a sorted set by deadline, so its work is proportional to what
 //     is due.
 //   - An expired session is never returned, swept or not: every read checks
-//     the deadline (Load and Activate with one HGETALL, needing no script:
-//     Delete and Expired take a session's hash away in one RENAME, so a
-//     hash that exists with a deadline after the time of the call is a
-//     live session). Liveness is judged at the time of the
+//     the deadline (a plain HGETALL needs no script: Delete and Expired
+//     take a session's hash away in one RENAME, so a hash that exists with
+//     a deadline after the time of the call is a live session). Liveness
+//     is judged at the time of the
 //     call, by the store's clock (WithClock): Update and Activate record
 //     activity at their at argument but fail with ErrNotFound, writing
 //     nothing, for a session whose deadline passed before the call.
@@ -71,13 +71,17 @@
 //     the first run is not recognised.
 //   - Update writes only the changed values (one hash field per value), so
 //     concurrent requests changing different keys lose nothing.
-//   - Load and Activate are one round trip: one HGETALL, as cheap for the
-//     server as a GET. Activate writes the activity only when the stored
-//     one lags by WithTouchWindow (at most, and by default, 5%) of the
-//     session's IdleTimeout, so the stored activity is never further behind
-//     than that; that write is a second round trip (a script), once per
-//     window. Update is one round trip and writes the activity on the same
-//     rule.
+//   - Load and Activate are one round trip. Activate writes the activity
+//     only when the stored one lags by WithTouchWindow (at most, and by
+//     default, 5%) of the session's IdleTimeout, so the stored activity is
+//     never further behind than that. A Store remembers the stored
+//     activity it last saw of each session (64Ki sessions at most, about 3
+//     MiB); while that says no write can be due (the stored activity only
+//     moves forward), Activate is one HGETALL, as cheap for the server as
+//     a GET; otherwise (a session this process has not seen, or one whose
+//     write may be due) it is one script that reads the record and writes
+//     the activity if due. Update is one round trip and writes the
+//     activity on the same rule.
 //   - A session is found from its ID alone: its shard is read off the ID's
 //     first 16 bits, which the Manager lets the store choose (PlaceID,
 //     sessions.Placer), so that a user's sessions share the user's shard.

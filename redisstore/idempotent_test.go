@@ -125,7 +125,7 @@ func TestScriptsSafeToResend(t *testing.T) {
 	resend(updateScript)
 	at := time.Now().Add(time.Minute)
 	require.NoError(t, s.Update(ctx, r4.ID, at, map[string][]byte{"x": []byte("1")}, []string{"k"}))
-	resend(touchScript)
+	resend(activateScript)
 	_, err = s.Activate(ctx, r4.ID, at.Add(10*time.Minute))
 	require.NoError(t, err)
 	h.match = nil

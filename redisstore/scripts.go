@@ -240,8 +240,8 @@ if tonumber(f[1]) <= tonumber(ARGV[7]) then return false end
 `
 
 // refileLua files a session whose activity was just written under its new
-// deadline, inline (no helper functions, for the hot paths of touchScript
-// and updateScript): the deadline index, the user index scored by the
+// deadline, inline (no helper functions, for the hot paths of
+// activateScript and updateScript): the deadline index, the user index scored by the
 // activity, and the TTLs of the record and the indexes (extended by one
 // more grace when due). It reads the locals
 // dl, au (the activity), h, rk, uh (nil or empty for an anonymous session),
@@ -268,32 +268,38 @@ if uh and uh ~= '' then
 end
 `
 
-// touchScript records activity at ARGV[7] (microseconds; ARGV[8] in
-// nanoseconds) for a live session whose stored activity lags it by at
-// least ARGV[9] (a fraction) of its idle timeout. ARGV[10] is the time of
-// the call (the store's clock), at which the session must be live.
-// KEYS[1]: P{k}:e. It returns false for a session that is gone or expired,
-// else 1. A read hit does not run it: Load and Activate read the record
-// with one HGETALL and call it only when the activity is due (once per
-// touch window); it reads again only the fields it needs, since the record
-// may have changed in between.
-var touchScript = redis.NewScript(`#!lua
+// activateScript returns a live record, recording activity at ARGV[7]
+// (microseconds; ARGV[8] in nanoseconds) first when the stored activity
+// lags it by at least ARGV[9] (a fraction) of the idle timeout. ARGV[10]
+// is the time of the call (the store's clock), at which the session must
+// be live. KEYS[1]: P{k}:e. Activate runs it instead of a plain HGETALL
+// when the activity may be due (see Store.load), so that a read costs one
+// round trip whether or not it writes. It reads the record in RESP3 (a Lua
+// table keyed by field, which the server builds faster than the RESP2
+// array), patches what it read when it writes, and returns the record
+// packed by cmsgpack: one bulk string, cheaper to send and to decode than
+// the field/value array.
+var activateScript = redis.NewScript(`#!lua
 local h, k = ARGV[5], ARGV[6]
-local pre = ARGV[1] .. '{' .. k .. '}:'
-local rk = pre .. 's:' .. h
-local f = redis.call('HMGET', rk, 'dl', 'a', 'it', 'ad', 'uh')
-if not f[1] or tonumber(f[1]) <= tonumber(ARGV[10]) then return false end
+local rk = ARGV[1] .. '{' .. k .. '}:s:' .. h
+redis.setresp(3)
+local rec = redis.call('HGETALL', rk).map
+redis.setresp(2)
+if not rec.dl or tonumber(rec.dl) <= tonumber(ARGV[10]) then return false end
 ` + usLua + `
-local at, au, itu = tonumber(ARGV[7]), us(f[2]), us(f[3])
+local at, au, itu = tonumber(ARGV[7]), us(rec.a), us(rec.it)
 if at > au and at - au >= itu * tonumber(ARGV[9]) then
-  local GRACE, adu, uh = tonumber(ARGV[3]), us(f[4]), f[5]
+  local GRACE, adu, uh = tonumber(ARGV[3]), us(rec.ad), rec.uh
   local dl = at + itu
   if adu > 0 and adu < dl then dl = adu end
-  redis.call('HSET', rk, 'a', ARGV[8], 'dl', string.format('%d', dl))
+  local dls = string.format('%d', dl)
+  redis.call('HSET', rk, 'a', ARGV[8], 'dl', dls)
+  local pre = ARGV[1] .. '{' .. k .. '}:'
   au = at
 ` + refileLua + `
+  rec.a, rec.dl = ARGV[8], dls
 end
-return 1
+return cmsgpack.pack(rec)
 `)
 
 // updateScript writes changed values of a live session and its activity.

@@ -104,9 +104,11 @@ type Store struct {
 	opBase string
 	ops    atomic.Uint64
 
+	mu sync.Mutex
 	// The reply keys of calls that got no answer (retry.go).
-	mu         sync.Mutex
 	unanswered map[string]unanswered
+	// What this Store last saw of sessions' stored activity (touchDue).
+	seen map[[16]byte]seenAt
 }
 
 // New returns a Store that keeps sessions through client, which may be a
@@ -149,7 +151,7 @@ func New(client redis.UniversalClient, opts ...Option) (*Store, error) {
 		return nil, o.wait.check()
 	}
 	_, cluster := client.(*redis.ClusterClient)
-	s := &Store{c: client, o: o, cluster: cluster, unanswered: make(map[string]unanswered)}
+	s := &Store{c: client, o: o, cluster: cluster, unanswered: make(map[string]unanswered), seen: make(map[[16]byte]seenAt)}
 	if cluster {
 		s.topo = newReloader(client.(*redis.ClusterClient))
 	}
@@ -180,8 +182,16 @@ var errNotFound = fmt.Errorf("redisstore: %w", sessions.ErrNotFound)
 
 // hashID returns the hex hash that stands for a session ID in Redis.
 func hashID(id string) string {
+	sum := hashSum(id)
+	return hex.EncodeToString(sum[:])
+}
+
+// hashSum returns the hash of a session ID, as bytes: the first 128 bits
+// of its SHA-256.
+func hashSum(id string) (h [16]byte) {
 	sum := sha256.Sum256([]byte(id))
-	return hex.EncodeToString(sum[:16])
+	copy(h[:], sum[:16])
+	return h
 }
 
 // hashUser returns the hex hash that stands for a user ID in Redis.
@@ -361,9 +371,9 @@ func (s *Store) Load(ctx context.Context, id string) (sessions.Record, error) {
 // store's clock (WithClock), and record activity at their at argument: a
 // session that expired before the call is not found, whatever at says.
 
-// Activate implements sessions.Store: one HGETALL, and a second round trip
-// (touchScript) when the stored activity lags at by the touch window or
-// more, which writes it.
+// Activate implements sessions.Store in one round trip: one HGETALL when
+// this Store knows the stored activity is recent enough, else a script
+// that reads the record and writes the activity when it is due.
 func (s *Store) Activate(ctx context.Context, id string, at time.Time) (sessions.Record, error) {
 	rec, err := s.load(ctx, "activate", id, at, true)
 	if err == nil {
@@ -372,44 +382,85 @@ func (s *Store) Activate(ctx context.Context, id string, at time.Time) (sessions
 	return rec, err
 }
 
-// load reads the record of id with one HGETALL, which needs no script: a
-// record is live while its hash exists (Delete and Expired rename it away
-// in one step) and its deadline "dl" is after the time of the call. Only
-// an activity write runs a script.
+// load reads the record of id. A plain HGETALL needs no script: a record
+// is live while its hash exists (Delete and Expired rename it away in one
+// step) and its deadline "dl" is after the time of the call. Activate
+// must also write the activity when the stored one lags at by the touch
+// window, in the same round trip, so it runs activateScript unless this
+// Store saw the session's stored activity (it only moves forward) recent
+// enough that no write can be due (see seen).
 func (s *Store) load(ctx context.Context, op, id string, at time.Time, activate bool) (sessions.Record, error) {
 	k, ok := s.shardOf(id)
 	if !ok {
 		return sessions.Record{}, errNotFound
 	}
-	h := hashID(id)
+	sum := hashSum(id)
+	h := hex.EncodeToString(sum[:])
 	now := at // Load passes the store's clock as at
 	if activate {
 		now = s.o.now()
 	}
-	fields, err := s.c.HGetAll(ctx, s.key(k, "s:"+h)).Result()
-	if err != nil {
-		return sessions.Record{}, fmt.Errorf("redisstore: %s: %w", op, err)
-	}
-	rec, f, err := decodeMap(fields)
-	if err != nil {
-		return sessions.Record{}, fmt.Errorf("redisstore: %s: %w", op, err)
-	}
-	if f.dl <= micros(now) {
-		return sessions.Record{}, errNotFound // gone (no fields) or expired
-	}
 	atus := micros(at)
-	if !activate || atus <= f.au || float64(atus-f.au) < float64(rec.IdleTimeout/time.Microsecond)*s.o.touchWindow {
-		return rec, nil
+	var rec sessions.Record
+	var f stored
+	if !activate || !s.touchDue(sum, atus) {
+		fields, err := s.c.HGetAll(ctx, s.key(k, "s:"+h)).Result()
+		if err != nil {
+			return sessions.Record{}, fmt.Errorf("redisstore: %s: %w", op, err)
+		}
+		if rec, f, err = decodeMap(fields); err != nil {
+			return sessions.Record{}, fmt.Errorf("redisstore: %s: %w", op, err)
+		}
+		if f.dl <= micros(now) {
+			return sessions.Record{}, errNotFound // gone (no fields) or expired
+		}
+	} else {
+		res, err := activateScript.Run(ctx, s.c, []string{s.key(k, "e")},
+			s.args(h, k, atus, at.UnixNano(), s.o.touchWindow, micros(now))...).Text()
+		if errors.Is(err, redis.Nil) {
+			return sessions.Record{}, errNotFound
+		}
+		if err != nil {
+			return sessions.Record{}, fmt.Errorf("redisstore: %s: %w", op, err)
+		}
+		if rec, f, err = decodePacked(res); err != nil {
+			return sessions.Record{}, fmt.Errorf("redisstore: %s: %w", op, err)
+		}
 	}
-	err = touchScript.Run(ctx, s.c, []string{s.key(k, "e")},
-		s.args(h, k, atus, at.UnixNano(), s.o.touchWindow, micros(now))...).Err()
-	if errors.Is(err, redis.Nil) {
-		return sessions.Record{}, errNotFound // ended or expired since the HGETALL
+	s.saw(sum, f.au, int64(rec.IdleTimeout/time.Microsecond))
+	return rec, nil
+}
+
+// maxSeen bounds the Store's memory of stored activities: 64Ki sessions,
+// about 3 MiB; past it the memory starts over.
+const maxSeen = 1 << 16
+
+// seenAt is what a Store last saw of a session: its stored activity and
+// its idle timeout, in microseconds.
+type seenAt struct{ au, itu int64 }
+
+// touchDue reports whether an activity write at atus may be due for the
+// session whose ID hashes to h: always, unless this Store saw the
+// session's stored activity within the touch window before atus. The
+// stored activity never moves back, so a write this Store thinks not due
+// is not due, whichever process wrote last.
+func (s *Store) touchDue(h [16]byte, atus int64) bool {
+	s.mu.Lock()
+	v, ok := s.seen[h]
+	s.mu.Unlock()
+	return !ok || atus > v.au && float64(atus-v.au) >= float64(v.itu)*s.o.touchWindow
+}
+
+// saw records the stored activity au of the session whose ID hashes to h.
+func (s *Store) saw(h [16]byte, au, itu int64) {
+	s.mu.Lock()
+	if v, ok := s.seen[h]; !ok || au > v.au {
+		if !ok && len(s.seen) >= maxSeen {
+			clear(s.seen)
+		}
+		s.seen[h] = seenAt{au: au, itu: itu}
 	}
-	if err != nil {
-		return sessions.Record{}, fmt.Errorf("redisstore: %s: %w", op, err)
-	}
-	return rec, nil // Activate sets LastActivity to at
+	s.mu.Unlock()
 }
 
 // Update implements sessions.Store in one round trip: it writes only the
@@ -792,7 +843,7 @@ func decodeRecord(fields []any) (sessions.Record, stored, error) {
 	for i := 0; i < len(fields); i += 2 {
 		name, _ := fields[i].(string)
 		val, _ := fields[i+1].(string)
-		d.field(name, val)
+		d.field(name, val, nil)
 	}
 	return d.finish()
 }
@@ -802,9 +853,88 @@ func decodeRecord(fields []any) (sessions.Record, stored, error) {
 func decodeMap(fields map[string]string) (sessions.Record, stored, error) {
 	var d recordDecoder
 	for name, val := range fields {
-		d.field(name, val)
+		d.field(name, val, nil)
 	}
 	return d.finish()
+}
+
+// decodePacked decodes what cmsgpack.pack makes of a session hash (a
+// MessagePack map of strings, or an array of fields and values). Decoding
+// it costs one allocation for the byte values of the record instead of one
+// per field.
+func decodePacked(p string) (sessions.Record, stored, error) {
+	var d recordDecoder
+	n, p, err := unpackHeader(p)
+	if err != nil {
+		return d.rec, d.f, err
+	}
+	if n%2 != 0 {
+		return d.rec, d.f, errors.New("odd number of fields in record")
+	}
+	// The byte values (SealedID and Values) are capped slices of one copy
+	// of the reply, so that appending to one never writes into another.
+	buf := []byte(p)
+	for range n / 2 {
+		var name, val string
+		if name, p, err = unpackString(p); err != nil {
+			return d.rec, d.f, err
+		}
+		if val, p, err = unpackString(p); err != nil {
+			return d.rec, d.f, err
+		}
+		end := len(buf) - len(p) // val is buf[end-len(val):end]
+		d.field(name, val, buf[end-len(val):end:end])
+	}
+	if p != "" {
+		return d.rec, d.f, errors.New("trailing bytes after record")
+	}
+	return d.finish()
+}
+
+// unpackHeader reads the header of a MessagePack array or map, in the
+// forms cmsgpack writes, and returns how many elements follow (two per
+// map entry) and what follows.
+func unpackHeader(p string) (int, string, error) {
+	n, h, pairs := -1, 0, false
+	switch {
+	case p == "":
+	case p[0]&0xf0 == 0x90: // fixarray
+		n, h = int(p[0]&0x0f), 1
+	case p[0]&0xf0 == 0x80: // fixmap
+		n, h, pairs = int(p[0]&0x0f), 1, true
+	case (p[0] == 0xdc || p[0] == 0xde) && len(p) >= 3: // array 16, map 16
+		n, h, pairs = int(p[1])<<8|int(p[2]), 3, p[0] == 0xde
+	case (p[0] == 0xdd || p[0] == 0xdf) && len(p) >= 5: // array 32, map 32
+		n, h, pairs = int(p[1])<<24|int(p[2])<<16|int(p[3])<<8|int(p[4]), 5, p[0] == 0xdf
+	}
+	if n < 0 {
+		return 0, "", errors.New("bad packed record")
+	}
+	if pairs {
+		n *= 2
+	}
+	return n, p[h:], nil
+}
+
+// unpackString reads a MessagePack string, in the forms cmsgpack writes,
+// and returns it (a substring of p) and what follows.
+func unpackString(p string) (string, string, error) {
+	n, h := -1, 0
+	switch {
+	case p == "":
+	case p[0]&0xe0 == 0xa0: // fixstr
+		n, h = int(p[0]&0x1f), 1
+	case p[0] == 0xd9 && len(p) >= 2: // str 8
+		n, h = int(p[1]), 2
+	case p[0] == 0xda && len(p) >= 3: // str 16
+		n, h = int(p[1])<<8|int(p[2]), 3
+	case p[0] == 0xdb && len(p) >= 5: // str 32
+		n, h = int(p[1])<<24|int(p[2])<<16|int(p[3])<<8|int(p[4]), 5
+	}
+	if n < 0 || len(p)-h < n {
+		return "", "", errors.New("bad packed record")
+	}
+	return p[h : h+n], p[h+n:], nil
 }
 
 // recordDecoder fills a record from the fields of its hash.
@@ -814,13 +944,20 @@ type recordDecoder struct {
 	err error
 }
 
-// field decodes one field.
-func (d *recordDecoder) field(name, val string) {
+// field decodes one field; raw, when not nil, holds val's bytes and may be
+// kept by the record.
+func (d *recordDecoder) field(name, val string, raw []byte) {
+	own := func() []byte {
+		if raw != nil {
+			return raw
+		}
+		return []byte(val)
+	}
 	if v, ok := strings.CutPrefix(name, valuePrefix); ok {
 		if d.rec.Values == nil {
 			d.rec.Values = make(map[string][]byte)
 		}
-		d.rec.Values[v] = []byte(val)
+		d.rec.Values[v] = own()
 		return
 	}
 	switch name {
@@ -829,7 +966,7 @@ func (d *recordDecoder) field(name, val string) {
 	case "k":
 		d.f.k = val
 	case "sid":
-		d.rec.SealedID = []byte(val)
+		d.rec.SealedID = own()
 	case "uid":
 		d.rec.UserID = val
 	case "c":

@@ -402,14 +402,29 @@ func TestRoundTrips(t *testing.T) {
 		_, err := s.Load(ctx, r.ID)
 		require.NoError(t, err)
 	}), "Load")
+	// API.md: a read-only request that finds its session costs at most
+	// one round trip, whether or not it writes the activity, and whether
+	// or not this process has seen the session before.
+	fresh := newStore(t, c, WithPrefix(s.o.prefix))
+	assert.EqualValues(t, 1, roundTrips(cnt, func() {
+		_, err := fresh.Activate(ctx, r.ID, time.Now())
+		require.NoError(t, err)
+	}), "Activate by a Store that never saw the session")
 	assert.EqualValues(t, 1, roundTrips(cnt, func() {
 		_, err := s.Activate(ctx, r.ID, time.Now())
 		require.NoError(t, err)
 	}), "Activate, coalesced")
-	assert.EqualValues(t, 2, roundTrips(cnt, func() {
+	assert.EqualValues(t, 1, roundTrips(cnt, func() {
 		_, err := s.Activate(ctx, r.ID, time.Now().Add(10*time.Minute))
 		require.NoError(t, err)
-	}), "Activate that writes (once per touch window): HGETALL, then the script")
+	}), "Activate that writes (once per touch window)")
+	a, err := c.HGet(ctx, s.key(s.userShard(hashUser("gina")), "s:"+hashID(r.ID)), "a").Int64()
+	require.NoError(t, err)
+	assert.WithinDuration(t, time.Now().Add(10*time.Minute), time.Unix(0, a), time.Second, "written")
+	assert.EqualValues(t, 1, roundTrips(cnt, func() {
+		_, err := fresh.Activate(ctx, r.ID, time.Now().Add(12*time.Minute))
+		require.NoError(t, err)
+	}), "Activate by a Store that saw an older activity (another process wrote since)")
 	assert.EqualValues(t, 1, roundTrips(cnt, func() {
 		require.NoError(t, s.Update(ctx, r.ID, time.Now(), map[string][]byte{"a": []byte("1")}, []string{"k"}))
 	}), "Update")
@@ -433,7 +448,7 @@ func TestRoundTrips(t *testing.T) {
 
 // TestActivityCoalesced checks that Activate writes only when the stored
 // activity lags by 5% of the idle timeout or more, and that what is stored
-// never lags more.
+// never lags more, with two Stores taking turns.
 func TestActivityCoalesced(t *testing.T) {
 	c := newClient(t)
 	s := newStore(t, c)
@@ -442,13 +457,17 @@ func TestActivityCoalesced(t *testing.T) {
 	r := rec("hank", idle)
 	_, err := s.Create(ctx, r, 5, sessions.EvictOldest)
 	require.NoError(t, err)
+	// Two Stores take turns, as two processes would: each knows only what
+	// it saw of the stored activity, which the other moves on.
+	stores := []*Store{s, newStore(t, c, WithPrefix(s.o.prefix))}
+	reader := newStore(t, c, WithPrefix(s.o.prefix))
 	stored := func() time.Time {
-		got, err := s.Load(ctx, r.ID)
+		got, err := reader.Load(ctx, r.ID)
 		require.NoError(t, err)
 		return got.LastActivity
 	}
 	t0 := r.LastActivity
-	for _, step := range []struct {
+	for i, step := range []struct {
 		at   time.Duration
 		want time.Duration // stored activity after Activate at t0+at
 	}{
@@ -456,20 +475,24 @@ func TestActivityCoalesced(t *testing.T) {
 		{4*time.Minute + 59*time.Second, 0},
 		{5 * time.Minute, 5 * time.Minute},
 		{9 * time.Minute, 5 * time.Minute},
+		{9*time.Minute + 59*time.Second, 5 * time.Minute},
+		{10 * time.Minute, 10 * time.Minute},
 		{20 * time.Minute, 20 * time.Minute},
 		{10 * time.Minute, 20 * time.Minute}, // never back
+		{24 * time.Minute, 20 * time.Minute},
+		{25 * time.Minute, 25 * time.Minute},
 	} {
-		got, err := s.Activate(ctx, r.ID, t0.Add(step.at))
+		got, err := stores[i%2].Activate(ctx, r.ID, t0.Add(step.at))
 		require.NoError(t, err)
 		assert.True(t, got.LastActivity.Equal(t0.Add(step.at)), "Activate returns at")
 		assert.WithinDuration(t, t0.Add(step.want), stored(), time.Millisecond, "after Activate at +%v", step.at)
 		assert.LessOrEqual(t, step.at-step.want, idle/20, "lag")
 	}
 	// The deadline follows the stored activity: the sweeper sees it.
-	got, err := s.Expired(ctx, t0.Add(20*time.Minute+idle-time.Second), 10)
+	got, err := s.Expired(ctx, t0.Add(25*time.Minute+idle-time.Second), 10)
 	require.NoError(t, err)
 	assert.Empty(t, got)
-	got, err = s.Expired(ctx, t0.Add(20*time.Minute+idle), 10)
+	got, err = s.Expired(ctx, t0.Add(25*time.Minute+idle), 10)
 	require.NoError(t, err)
 	assert.Len(t, got, 1)
 }
