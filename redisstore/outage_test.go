@@ -32,25 +32,53 @@ func startRedis(t *testing.T, args ...string) *redisProcess {
 		}
 		t.Skipf("redis-server not found (%v); install it (apt-get install -y redis-server) to run this test", err)
 	}
-	port := freePort(t)
-	args = append([]string{"--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"}, args...)
-	cmd := exec.Command(bin, args...)
-	cmd.Dir = t.TempDir()
-	require.NoError(t, cmd.Start())
-	p := &redisProcess{addr: fmt.Sprintf("127.0.0.1:%d", port), cmd: cmd}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGCONT)
+	// A port taken between freePort and the server's bind (by another
+	// test's server) makes the server exit, or worse, leaves another
+	// server answering on it: start again on another port until the
+	// server that answers is this one.
+	for attempt := 1; ; attempt++ {
+		port := freePort(t)
+		cmd := exec.Command(bin, append([]string{"--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"}, args...)...)
+		cmd.Dir = t.TempDir()
+		require.NoError(t, cmd.Start())
+		exited := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(exited) }()
+		p := &redisProcess{addr: fmt.Sprintf("127.0.0.1:%d", port), cmd: cmd}
+		if ownServer(p.addr, cmd.Process.Pid, exited) {
+			t.Cleanup(func() {
+				_ = cmd.Process.Signal(syscall.SIGCONT)
+				_ = cmd.Process.Kill()
+				<-exited
+			})
+			return p
+		}
 		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	c := redis.NewClient(&redis.Options{Addr: p.addr, DialTimeout: 100 * time.Millisecond, MaxRetries: -1})
+		<-exited
+		require.Less(t, attempt, 5, "redis-server did not start on a free port")
+	}
+}
+
+// ownServer waits until the server on addr answers and is the process pid;
+// false if that process exits or another answers for 10 s.
+func ownServer(addr string, pid int, exited <-chan struct{}) bool {
+	c := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: 100 * time.Millisecond, MaxRetries: -1})
 	defer c.Close()
-	require.Eventually(t, func() bool {
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-exited:
+			return false
+		default:
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-		defer cancel()
-		return c.Ping(ctx).Err() == nil
-	}, 10*time.Second, 10*time.Millisecond, "redis-server on %s did not start", p.addr)
-	return p
+		info, err := c.Info(ctx, "server").Result()
+		cancel()
+		if err == nil && strings.Contains(info, fmt.Sprintf("process_id:%d\r", pid)) {
+			return true
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return false
 }
 
 // stop freezes the server (SIGSTOP): connections stay open but nothing is

@@ -88,9 +88,27 @@ func Start(t testing.TB, o Options) *Cluster {
 	return c
 }
 
-// startNode starts one node and waits until it answers PING.
+// startNode starts one node and waits until it answers. A port taken
+// between freePort and the server's bind (by another test's server) makes
+// the server exit: it is started again on other ports, and a server that
+// answers is checked to be this one (its process ID).
 func (c *Cluster) startNode(bin string, o Options) *Node {
 	c.t.Helper()
+	for attempt := 1; ; attempt++ {
+		nd, err := c.tryNode(bin, o)
+		if err == nil {
+			return nd
+		}
+		if attempt == 5 {
+			c.t.Fatalf("rediscluster: %v", err)
+		}
+	}
+}
+
+// errExited is tryNode's error for a server that exited at start.
+var errExited = errors.New("exited at start (port taken?)")
+
+func (c *Cluster) tryNode(bin string, o Options) (*Node, error) {
 	port, bus := freePort(c.t), freePort(c.t)
 	args := append([]string{
 		"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
@@ -113,21 +131,41 @@ func (c *Cluster) startNode(bin string, o Options) *Node {
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		id, err := cl.Do(ctx, "CLUSTER", "MYID").Text()
-		cancel()
+		pid := -1
 		if err == nil {
-			nd.ID = id
-			return nd
+			pid, err = serverPID(ctx, cl)
 		}
+		cancel()
 		select {
 		case <-nd.done:
-			c.t.Fatalf("rediscluster: redis-server on %s exited at start (port taken?)", nd.Addr)
+			return nil, fmt.Errorf("redis-server on %s %w", nd.Addr, errExited)
 		default:
 		}
+		if err == nil && pid == cmd.Process.Pid {
+			nd.ID = id
+			return nd, nil
+		}
 		if time.Now().After(deadline) {
-			c.t.Fatalf("rediscluster: redis-server on %s did not answer: %v", nd.Addr, err)
+			_ = cmd.Process.Kill()
+			<-nd.done
+			return nil, fmt.Errorf("redis-server on %s did not answer as itself: %v", nd.Addr, err)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// serverPID returns the process ID of the server cl talks to.
+func serverPID(ctx context.Context, cl *redis.Client) (int, error) {
+	info, err := cl.Info(ctx, "server").Result()
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "process_id:"); ok {
+			return strconv.Atoi(v)
+		}
+	}
+	return 0, errors.New("no process_id in INFO server")
 }
 
 // create assigns slots, joins the nodes and attaches the replicas: the
