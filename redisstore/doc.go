@@ -75,8 +75,8 @@
 //     only when the stored one lags by WithTouchWindow (at most, and by
 //     default, 5%) of the session's IdleTimeout, so the stored activity is
 //     never further behind than that. A Store remembers the stored
-//     activity it last saw of each session (64Ki sessions at most, about 3
-//     MiB); while that says no write can be due (the stored activity only
+//     activity it last saw of each session (WithSeen: 64Ki sessions by
+//     default, about 3 MiB); while that says no write can be due (the stored activity only
 //     moves forward), Activate is one HGETALL, as cheap for the server as
 //     a GET; otherwise (a session this process has not seen, or one whose
 //     write may be due) it is one script that reads the record and writes

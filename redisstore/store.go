@@ -28,6 +28,7 @@ const (
 	DefaultGrace       = time.Hour
 	DefaultTouchWindow = 0.05
 	DefaultSweepBatch  = 500
+	DefaultSeen        = 1 << 16
 )
 
 // Option configures a Store; pass options to New.
@@ -41,6 +42,7 @@ type options struct {
 	grace       time.Duration
 	touchWindow float64
 	sweepBatch  int
+	seen        int
 	now         func() time.Time
 	wait        waitOption // durability.go
 }
@@ -80,6 +82,15 @@ func WithTouchWindow(fraction float64) Option { return func(o *options) { o.touc
 // claims at most; Expired runs as many scripts as it needs. Smaller batches
 // block the server for less time. The default is 500.
 func WithSweepBatch(n int) Option { return func(o *options) { o.sweepBatch = n } }
+
+// WithSeen sets how many sessions' stored activity a Store remembers, so
+// that Activate knows when no activity write can be due and reads with a
+// plain HGETALL instead of a script (see Activate). The default,
+// DefaultSeen, remembers 65,536 sessions in about 3 MiB; a process that
+// serves more live sessions than it remembers reads many of them with the
+// script (about 2.5× the server's CPU of the HGETALL). 0 remembers none.
+// It must not exceed 1<<26.
+func WithSeen(n int) Option { return func(o *options) { o.seen = n } }
 
 // WithClock sets the clock the store reads for methods that receive no time
 // from their caller (Load, Delete, DeleteUser, UserSessions, All); the
@@ -124,6 +135,7 @@ func New(client redis.UniversalClient, opts ...Option) (*Store, error) {
 		grace:       DefaultGrace,
 		touchWindow: DefaultTouchWindow,
 		sweepBatch:  DefaultSweepBatch,
+		seen:        DefaultSeen,
 		now:         time.Now,
 	}
 	for _, opt := range opts {
@@ -143,6 +155,8 @@ func New(client redis.UniversalClient, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("redisstore: grace %v shorter than 1ms", o.grace)
 	case !(o.touchWindow >= 0 && o.touchWindow <= 0.05):
 		return nil, fmt.Errorf("redisstore: touch window %v not in [0, 0.05]", o.touchWindow)
+	case o.seen < 0 || o.seen > 1<<26:
+		return nil, fmt.Errorf("redisstore: seen %d not in [0, 1<<26]", o.seen)
 	case o.sweepBatch < 1:
 		return nil, fmt.Errorf("redisstore: sweep batch %d < 1", o.sweepBatch)
 	case o.now == nil:
@@ -431,10 +445,6 @@ func (s *Store) load(ctx context.Context, op, id string, at time.Time, activate 
 	return rec, nil
 }
 
-// maxSeen bounds the Store's memory of stored activities: 64Ki sessions,
-// about 3 MiB; past it the memory starts over.
-const maxSeen = 1 << 16
-
 // seenAt is what a Store last saw of a session: its stored activity and
 // its idle timeout, in microseconds.
 type seenAt struct{ au, itu int64 }
@@ -455,10 +465,12 @@ func (s *Store) touchDue(h [16]byte, atus int64) bool {
 func (s *Store) saw(h [16]byte, au, itu int64) {
 	s.mu.Lock()
 	if v, ok := s.seen[h]; !ok || au > v.au {
-		if !ok && len(s.seen) >= maxSeen {
-			clear(s.seen)
+		if !ok && len(s.seen) >= s.o.seen {
+			clear(s.seen) // full (WithSeen): start over
 		}
-		s.seen[h] = seenAt{au: au, itu: itu}
+		if s.o.seen > 0 {
+			s.seen[h] = seenAt{au: au, itu: itu}
+		}
 	}
 	s.mu.Unlock()
 }

@@ -29,6 +29,8 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		"negative win":  WithTouchWindow(-0.01),
 		"no sweep size": WithSweepBatch(0),
 		"nil clock":     WithClock(nil),
+		"negative seen": WithSeen(-1),
+		"huge seen":     WithSeen(1<<26 + 1),
 	} {
 		_, err := New(c, opt)
 		assert.Error(t, err, name)
@@ -622,4 +624,73 @@ func TestExpiredSkipsPhantoms(t *testing.T) {
 	n, _, err := s.Count(ctx, past)
 	require.NoError(t, err)
 	assert.Zero(t, n)
+}
+
+// cmdNames records the names of the commands a client sends.
+type cmdNames struct {
+	mu    sync.Mutex
+	names []string
+}
+
+func (h *cmdNames) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *cmdNames) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.mu.Lock()
+		h.names = append(h.names, cmd.Name())
+		h.mu.Unlock()
+		return next(ctx, cmd)
+	}
+}
+
+func (h *cmdNames) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// last returns the name of the last command sent.
+func (h *cmdNames) last() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.names[len(h.names)-1]
+}
+
+// TestSeen: Activate reads with a plain HGETALL only the sessions the
+// Store remembers (WithSeen) seeing with a recent activity, and with the
+// script any other, so a Store that remembers none runs the script for
+// every Activate.
+func TestSeen(t *testing.T) {
+	c := newClient(t)
+	names := &cmdNames{}
+	c.AddHook(names)
+	ctx := t.Context()
+	for _, n := range []int{0, 2} {
+		s := newStore(t, c, WithSeen(n))
+		var recs []sessions.Record
+		for range 3 {
+			r := rec("sam", time.Hour)
+			_, err := s.Create(ctx, r, 0, sessions.EvictOldest)
+			require.NoError(t, err)
+			recs = append(recs, r)
+		}
+		activate := func(r sessions.Record) string {
+			_, err := s.Activate(ctx, r.ID, time.Now())
+			require.NoError(t, err)
+			return names.last()
+		}
+		assert.Equal(t, "evalsha", activate(recs[0]), "WithSeen(%d): a session not seen yet", n)
+		_, err := s.Load(ctx, recs[1].ID)
+		require.NoError(t, err)
+		if n == 0 {
+			assert.Equal(t, "evalsha", activate(recs[0]), "WithSeen(0): seen, not remembered")
+			assert.Empty(t, s.seen)
+			continue
+		}
+		assert.Equal(t, "hgetall", activate(recs[0]), "seen")
+		assert.Equal(t, "hgetall", activate(recs[1]), "seen by Load")
+		_, err = s.Load(ctx, recs[2].ID) // a third: the memory of two starts over
+		require.NoError(t, err)
+		assert.Equal(t, "evalsha", activate(recs[0]), "forgotten")
+		assert.Equal(t, "hgetall", activate(recs[2]), "remembered")
+		assert.LessOrEqual(t, len(s.seen), n)
+	}
 }
