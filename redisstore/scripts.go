@@ -4,15 +4,15 @@ import "github.com/redis/go-redis/v9"
 
 // The Lua scripts below do every multi-step change of the store in one
 // atomic step on the server. They need Redis 7.0 or later. Each starts
-// with prelude (loadScript with its "#!lua" line only), whose "#!lua" line
-// (no flags) makes a Redis Cluster node refuse any key outside the slot of
-// the script's first key, so that a slip in the key layout fails loudly
-// instead of working by luck on a single node. Prelude reads the arguments
-// every script gets (ARGV[1..4]: key prefix, number of shards, grace in
-// milliseconds, and the key layout's version, "2", which no script reads)
-// and defines the helpers. Times are microseconds since the Unix epoch (exact in a Lua
-// number until the year 2255); the exact nanosecond values the store
-// returns are kept as strings next to them.
+// with prelude (the hot-path scripts with its "#!lua" line only), whose
+// "#!lua" line (no flags) makes a Redis Cluster node refuse any key outside
+// the slot of the script's first key, so that a slip in the key layout
+// fails loudly instead of working by luck on a single node. Prelude reads
+// the arguments every script gets (ARGV[1..4]: key prefix, number of
+// shards, grace in milliseconds, and the key layout's version, "2", which
+// no script reads) and defines the helpers. Times are microseconds since
+// the Unix epoch (exact in a Lua number until the year 2255); the exact
+// nanosecond values the store returns are kept as strings next to them.
 //
 // Keys (P is the prefix, k a shard, h the hex hash of a session ID, uh the
 // hex hash of a user ID). A session's shard is read off its ID (see
@@ -241,11 +241,11 @@ if tonumber(f[1]) <= tonumber(ARGV[7]) then return false end
 
 // refileLua files a session whose activity was just written under its new
 // deadline, inline (no helper functions, for the hot paths of
-// activateScript and updateScript): the deadline index, the user index scored by the
-// activity, and the TTLs of the record and the indexes (extended by one
-// more grace when due). It reads the locals
-// dl, au (the activity), h, rk, uh (nil or empty for an anonymous session),
-// pre (P{k}:) and GRACE, and leaves ms (the record's expiry, Unix ms).
+// activateScript and updateScript): the deadline index, the user index
+// scored by the activity, and the TTLs of the record and the indexes
+// (extended by one more grace when due). It reads the locals dl, au (the
+// activity), h, rk, uh (nil or empty for an anonymous session), pre
+// (P{k}:) and GRACE, and leaves ms (the record's expiry, Unix ms).
 const refileLua = `
 local ms = math.floor(dl / 1000) + GRACE
 local function keepAt(name)
