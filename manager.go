@@ -194,6 +194,22 @@ func (m *Manager) newID(userID string) (uuid.UUID, error) {
 	return id, nil
 }
 
+// endLater ends session id in the background (retry.go) after a call
+// (what: "create" or "end") that got no answer, and fires the hooks of the
+// ending the store reports; nothing with the memory store.
+func (m *Manager) endLater(what string, id uuid.UUID, reason Reason) {
+	if m.retry == nil {
+		return
+	}
+	m.retry.add(what+" "+logID(id.String()), func(ctx context.Context) bool {
+		ev, err := m.b.end(ctx, id, reason, time.Now())
+		if err == nil {
+			m.fire(ev)
+		}
+		return !unanswered(err)
+	})
+}
+
 func (m *Manager) create(ctx context.Context, userID string, data map[string]any, info *clientInfo) (*Session, error) {
 	if err := m.enter(); err != nil {
 		return nil, err
@@ -220,14 +236,8 @@ func (m *Manager) create(ctx context.Context, userID string, data map[string]any
 		m.stats.rejected.Add(1)
 		return nil, err
 	case err != nil:
-		if unanswered(err) && m.retry != nil { // it may exist all the same: end it (retry.go)
-			m.retry.add("create "+logID(id.String()), func(ctx context.Context) bool {
-				ev, err := m.b.end(ctx, id, ReasonTerminated, time.Now())
-				if err == nil {
-					m.fire(ev)
-				}
-				return !unanswered(err)
-			})
+		if unanswered(err) { // it may exist all the same: end it
+			m.endLater("create", id, ReasonTerminated)
 		}
 		return nil, m.storeErr("create", err)
 	}
@@ -312,14 +322,8 @@ func (m *Manager) end(ctx context.Context, id uuid.UUID, reason Reason) error {
 		if errors.Is(err, ErrNotFound) {
 			return err
 		}
-		if unanswered(err) && m.retry != nil { // it may have ended all the same: finish it (retry.go)
-			m.retry.add("end "+logID(id.String()), func(ctx context.Context) bool {
-				ev, err := m.b.end(ctx, id, reason, time.Now())
-				if err == nil {
-					m.fire(ev)
-				}
-				return !unanswered(err)
-			})
+		if unanswered(err) { // it may have ended all the same: finish it
+			m.endLater("end", id, reason)
 		}
 		return m.storeErr("end", err)
 	}
