@@ -108,7 +108,7 @@ func (r *retrier) round() time.Duration {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		ok := j.run(ctx)
 		cancel()
-		now := time.Now()
+		now = time.Now()
 		r.mu.Lock()
 		switch {
 		case ok:
