@@ -186,39 +186,31 @@ func (m *Manager) requestToken(r *http.Request) (value, from string, ok bool) {
 
 // fromCookie returns the live session a cookie value (or header token)
 // names, and records activity on it at now. With the session it returns
-// the value's clear parts (see parseValue) when the re-issue check needs
-// them (Cookie.MaxAge is set) or they were read anyway, else the zero
-// valueParts. On the memory store a value that verified before is
-// recognised without recomputing the MAC.
+// the value's clear parts (see parseValue), for the re-issue check; the
+// zero valueParts when they could not be read. A value verified before is
+// recognised without recomputing the MAC: on the memory store by the
+// session it names (remembers), on a shared store by the codec
+// (verifiedBefore).
 func (m *Manager) fromCookie(ctx context.Context, value string, now time.Time) (*Session, valueParts, error) {
 	if m.closed.Load() {
 		return nil, valueParts{}, ErrClosed
 	}
-	if m.mem != nil && len(value) <= maxCookieLen {
-		if p, ok := parseValue(value); ok {
-			if s := m.mem.lookup(p.id); s != nil && s.remembers(m.cookies, value) {
-				if s.expiredAt(now.UnixNano()) {
-					return nil, valueParts{}, ErrNotFound
-				}
-				s.touchAt(now.UnixNano())
-				return s, p, nil
-			}
-		}
-	}
-	// On a shared store, a value verified recently skips the signature
-	// check (see verifiedBefore).
 	var p valueParts
-	var id uuid.UUID
-	known := false
-	if m.cookies.verified != nil && len(value) <= maxCookieLen {
-		if q, ok := parseValue(value); ok && m.cookies.verifiedBefore(value, q.id) {
-			id, known = q.id, true
-			if m.cfg.Cookie.MaxAge > 0 {
-				p = q
+	parsed := false
+	if len(value) <= maxCookieLen {
+		p, parsed = parseValue(value)
+	}
+	if m.mem != nil && parsed {
+		if s := m.mem.lookup(p.id); s != nil && s.remembers(m.cookies, value) {
+			if s.expiredAt(now.UnixNano()) {
+				return nil, valueParts{}, ErrNotFound
 			}
+			s.touchAt(now.UnixNano())
+			return s, p, nil
 		}
 	}
-	if !known {
+	id := p.id
+	if !parsed || !m.cookies.verifiedBefore(value, id) {
 		var err error
 		if id, err = m.cookies.decode(value); err != nil {
 			return nil, valueParts{}, err
@@ -234,11 +226,6 @@ func (m *Manager) fromCookie(ctx context.Context, value string, now time.Time) (
 	}
 	if m.mem != nil {
 		s.remember(m.cookies, value)
-	}
-	if m.cfg.Cookie.MaxAge > 0 && !known {
-		if q, ok := parseValue(value); ok {
-			p = q
-		}
 	}
 	return s, p, nil
 }
