@@ -129,26 +129,8 @@ func (d *discard) WriteHeader(code int)        { d.code = code }
 func BenchmarkMiddlewareReadHit(b *testing.B) {
 	p := newPool(b)
 	s := newStore(b, p)
-	m, err := sessions.NewManager(sessions.Config{Keys: testKeys, IdleTimeout: time.Hour, DisableAutoCleanup: true,
-		MaxSessionsPerUser: sessions.Unlimited, Cookie: sessions.CookieConfig{Insecure: true}}, sessions.WithStore(s))
-	require.NoError(b, err)
-	b.Cleanup(func() { _ = m.Close() })
 	n := min(200, benchLiveN())
-	cookies := make([]string, n)
-	keys := make([][]byte, n)
-	for i := range cookies {
-		sess, err := m.Create(b.Context(), fmt.Sprint("u", i), map[string]any{"user_id": "u123456", "saldo": 1000})
-		require.NoError(b, err)
-		token, err := m.Token(sess)
-		require.NoError(b, err)
-		cookies[i] = "session=" + token
-		keys[i] = hashID(sess.ID())
-	}
-	request := func(i int) *http.Request {
-		r, _ := http.NewRequest(http.MethodGet, "http://example.com/", nil)
-		r.Header.Set("Cookie", cookies[i%n])
-		return r
-	}
+	m, request, keys := benchSessions(b, s, "u", n)
 	b.Run("stack=sessions", func(b *testing.B) {
 		h := m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			sess, ok := sessions.FromContext(r.Context())
@@ -196,6 +178,32 @@ func BenchmarkCreate(b *testing.B) {
 	}
 }
 
+// benchSessions returns a Manager on s that has made n sessions (users
+// prefix0, prefix1, …, with the benchmarks module's payload), a request
+// carrying the cookie of the i-th (mod n), and each session's row key.
+func benchSessions(b *testing.B, s *Store, prefix string, n int) (*sessions.Manager, func(i int) *http.Request, [][]byte) {
+	m, err := sessions.NewManager(sessions.Config{Keys: testKeys, IdleTimeout: time.Hour, DisableAutoCleanup: true,
+		MaxSessionsPerUser: sessions.Unlimited, Cookie: sessions.CookieConfig{Insecure: true}}, sessions.WithStore(s))
+	require.NoError(b, err)
+	b.Cleanup(func() { _ = m.Close() })
+	cookies := make([]string, n)
+	keys := make([][]byte, n)
+	for i := range cookies {
+		sess, err := m.Create(b.Context(), fmt.Sprint(prefix, i), map[string]any{"user_id": "u123456", "saldo": 1000})
+		require.NoError(b, err)
+		token, err := m.Token(sess)
+		require.NoError(b, err)
+		cookies[i] = "session=" + token
+		keys[i] = hashID(sess.ID())
+	}
+	request := func(i int) *http.Request {
+		r, _ := http.NewRequest(http.MethodGet, "http://example.com/", nil)
+		r.Header.Set("Cookie", cookies[i%n])
+		return r
+	}
+	return m, request, keys
+}
+
 // BenchmarkReadHitRatio: Activate (the Middleware's read; the stored
 // activity is recent, so it writes nothing) and Load against the plain
 // SELECT of the same row by key, alternating; and a request whose handler
@@ -225,26 +233,8 @@ func BenchmarkReadHitRatio(b *testing.B) {
 		}, plainSelect)
 	})
 	b.Run("op=request", func(b *testing.B) {
-		m, err := sessions.NewManager(sessions.Config{Keys: testKeys, IdleTimeout: time.Hour, DisableAutoCleanup: true,
-			MaxSessionsPerUser: sessions.Unlimited, Cookie: sessions.CookieConfig{Insecure: true}}, sessions.WithStore(s))
-		require.NoError(b, err)
-		defer m.Close()
 		n := min(200, len(ids))
-		cookies := make([]string, n)
-		keys := make([][]byte, n)
-		for i := range cookies {
-			sess, err := m.Create(b.Context(), fmt.Sprint("r", i), map[string]any{"user_id": "u123456", "saldo": 1000})
-			require.NoError(b, err)
-			token, err := m.Token(sess)
-			require.NoError(b, err)
-			cookies[i] = "session=" + token
-			keys[i] = hashID(sess.ID())
-		}
-		request := func(i int) *http.Request {
-			r, _ := http.NewRequest(http.MethodGet, "http://example.com/", nil)
-			r.Header.Set("Cookie", cookies[i%n])
-			return r
-		}
+		m, request, keys := benchSessions(b, s, "r", n)
 		h := m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if _, ok := sessions.FromContext(r.Context()); !ok {
 				b.Error("no session")
@@ -266,36 +256,22 @@ func BenchmarkReadHitRatio(b *testing.B) {
 		// and its upsert of the whole blob, in its documented schema, sent
 		// by a bare handler. scs's own Go work (gob, middleware) is left
 		// out, which flatters it.
-		m, err := sessions.NewManager(sessions.Config{Keys: testKeys, IdleTimeout: time.Hour, DisableAutoCleanup: true,
-			MaxSessionsPerUser: sessions.Unlimited, Cookie: sessions.CookieConfig{Insecure: true}}, sessions.WithStore(s))
-		require.NoError(b, err)
-		defer m.Close()
+		n := min(200, len(ids))
+		m, request, _ := benchSessions(b, s, "s", n)
 		scsTable := newTable(b, s.pool)
 		q := pgx.Identifier{scsTable}.Sanitize()
-		_, err = s.pool.Exec(b.Context(), "CREATE TABLE "+q+" (token TEXT PRIMARY KEY, data BYTEA NOT NULL, expiry TIMESTAMPTZ NOT NULL)")
+		_, err := s.pool.Exec(b.Context(), "CREATE TABLE "+q+" (token TEXT PRIMARY KEY, data BYTEA NOT NULL, expiry TIMESTAMPTZ NOT NULL)")
 		require.NoError(b, err)
 		_, err = s.pool.Exec(b.Context(), "CREATE INDEX ON "+q+" (expiry)")
 		require.NoError(b, err)
 		find := "SELECT data FROM " + q + " WHERE token = $1 AND current_timestamp < expiry"
 		commit := "INSERT INTO " + q + " (token, data, expiry) VALUES ($1, $2, $3) ON CONFLICT (token) DO UPDATE SET data = EXCLUDED.data, expiry = EXCLUDED.expiry"
-		n := min(200, len(ids))
-		cookies := make([]string, n)
 		tokens := make([]string, n)
 		blob := make([]byte, 120) // about what scs's gob of {"user_id", "saldo"} and a deadline weighs
-		for i := range cookies {
-			sess, err := m.Create(b.Context(), fmt.Sprint("s", i), map[string]any{"user_id": "u123456", "saldo": 1000})
-			require.NoError(b, err)
-			token, err := m.Token(sess)
-			require.NoError(b, err)
-			cookies[i] = "session=" + token
+		for i := range tokens {
 			tokens[i] = newID() + newID()[:11] // 43 characters, as scs's tokens
 			_, err = s.pool.Exec(b.Context(), commit, tokens[i], blob, time.Now().Add(time.Hour))
 			require.NoError(b, err)
-		}
-		request := func(i int) *http.Request {
-			r, _ := http.NewRequest(http.MethodGet, "http://example.com/", nil)
-			r.Header.Set("Cookie", cookies[i%n])
-			return r
 		}
 		h := m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if _, ok := sessions.FromContext(r.Context()); !ok {
