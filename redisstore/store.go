@@ -115,11 +115,13 @@ type Store struct {
 	opBase string
 	ops    atomic.Uint64
 
-	mu sync.Mutex
 	// The reply keys of calls that got no answer (retry.go).
+	mu         sync.Mutex
 	unanswered map[string]unanswered
-	// What this Store last saw of sessions' stored activity (touchDue).
-	seen map[[16]byte]seenAt
+	// What this Store last saw of sessions' stored activity (touchDue),
+	// under a lock of its own: every read takes it.
+	seenMu sync.Mutex
+	seen   map[[16]byte]seenAt
 }
 
 // New returns a Store that keeps sessions through client, which may be a
@@ -455,15 +457,15 @@ type seenAt struct{ au, itu int64 }
 // stored activity never moves back, so a write this Store thinks not due
 // is not due, whichever process wrote last.
 func (s *Store) touchDue(h [16]byte, atus int64) bool {
-	s.mu.Lock()
+	s.seenMu.Lock()
 	v, ok := s.seen[h]
-	s.mu.Unlock()
+	s.seenMu.Unlock()
 	return !ok || atus > v.au && float64(atus-v.au) >= float64(v.itu)*s.o.touchWindow
 }
 
 // saw records the stored activity au of the session whose ID hashes to h.
 func (s *Store) saw(h [16]byte, au, itu int64) {
-	s.mu.Lock()
+	s.seenMu.Lock()
 	if v, ok := s.seen[h]; !ok || au > v.au {
 		if !ok && len(s.seen) >= s.o.seen {
 			clear(s.seen) // full (WithSeen): start over
@@ -472,7 +474,7 @@ func (s *Store) saw(h [16]byte, au, itu int64) {
 			s.seen[h] = seenAt{au: au, itu: itu}
 		}
 	}
-	s.mu.Unlock()
+	s.seenMu.Unlock()
 }
 
 // Update implements sessions.Store in one round trip: it writes only the
