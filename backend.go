@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
-	"slices"
 	"sync/atomic"
 	"time"
 
@@ -231,17 +229,13 @@ func (b *storeBackend) id(rec Record) string {
 	return id
 }
 
-// values decodes a record's values; one that does not decode is left out
-// (and left in the store: only changed keys are ever written).
+// values decodes a record's values into a map (an Event's Data); one that
+// does not decode is left out, as entries leaves it.
 func (b *storeBackend) values(rec Record) map[string]any {
-	m := make(map[string]any, len(rec.Values))
-	for _, k := range slices.Sorted(maps.Keys(rec.Values)) {
-		v, err := decodeValue(rec.Values[k])
-		if err != nil {
-			b.log.Warn("sessions: a stored value does not decode; leaving it out", "key", k, "err", err)
-			continue
-		}
-		m[k] = v
+	es := b.entries(rec)
+	m := make(map[string]any, len(es))
+	for _, e := range es {
+		m[e.key] = e.val
 	}
 	return m
 }
@@ -269,9 +263,10 @@ func (b *storeBackend) session(rec Record, id uuid.UUID) *Session {
 	return s
 }
 
-// entries decodes a record's values into a session's data, as values and
-// setData would, without the map between them: a read hit on a shared
-// store builds one session per request.
+// entries decodes a record's values into a session's data; one that does
+// not decode is left out (and left in the store: only changed keys are
+// ever written). A read hit on a shared store builds one session per
+// request from it, with no map in between.
 func (b *storeBackend) entries(rec Record) []entry {
 	data := make([]entry, 0, len(rec.Values))
 	for k, raw := range rec.Values {
